@@ -1,0 +1,304 @@
+"""Tests of the training loop (tlhelpers.train): fit, evaluate, predict, EarlyStopping."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from tlhelpers.models import SmallCNN, freeze, set_bn_eval
+from tlhelpers.train import EarlyStopping, History, evaluate, fit, predict
+
+
+class TinyLoader:
+    """In-memory loader yielding (x, y) batches in order; stands in for the course's loader."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> None:
+        self.x, self.y, self.batch_size = x, y, batch_size
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.y) / self.batch_size)
+
+    def __iter__(self):
+        for i in range(0, len(self.y), self.batch_size):
+            yield self.x[i : i + self.batch_size], self.y[i : i + self.batch_size]
+
+
+def blobs(n: int = 96, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Three well-separated Gaussian blobs in 2-D: a problem a small MLP learns in a few steps."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 3
+    centres = torch.tensor([[3.0, 0.0], [-3.0, 0.0], [0.0, 3.0]])
+    return centres[y] + torch.randn(n, 2, generator=g), y  # (n, 2), (n,)
+
+
+def mlp(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 3))
+
+
+def make_fit(model: nn.Module, loader, val=None, lr: float = 0.05, **kwargs) -> History:
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    return fit(model, loader, val, optimizer=optimizer, progress=False, **kwargs)
+
+
+def test_fit_learns_and_records_history() -> None:
+    x, y = blobs()
+    model = mlp()
+    history = make_fit(model, TinyLoader(x, y, 16), TinyLoader(x, y, 32), epochs=4)
+    assert history.train_loss[-1] < 0.5 * history.train_loss[0]
+    assert history.val_acc[-1] > 0.9
+    for values in (history.train_loss, history.train_acc, history.val_loss, history.val_acc):
+        assert len(values) == 4
+    assert len(history.lr) == len(history.seconds) == history.epochs == 4
+    assert history.steps == 4 * 6
+    assert all(0.0 <= a <= 1.0 for a in history.train_acc + history.val_acc)
+    assert history.best_epoch == min(range(4), key=history.val_loss.__getitem__)
+    assert not history.stopped_early
+    assert set(history.as_dict()) >= {"train_loss", "val_acc", "lr", "seconds", "steps"}
+    assert "4 epochs, 24 steps" in str(history)
+
+
+def test_train_metrics_are_batch_averages() -> None:
+    x, y = blobs(40)
+    model = mlp()
+    history = make_fit(model, TinyLoader(x, y, 16), lr=1e-12, epochs=1)  # weights barely move
+    reference = evaluate(model, TinyLoader(x, y, 40), device="cpu")
+    assert history.train_loss[0] == pytest.approx(reference.loss, rel=1e-5)
+    assert history.train_acc[0] == pytest.approx(reference.accuracy)
+
+
+def test_max_steps_is_honoured_exactly() -> None:
+    x, y = blobs()
+    model = mlp()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    calls = []
+    optimizer.register_step_post_hook(lambda *_: calls.append(1))
+    history = fit(model, TinyLoader(x, y, 32), optimizer=optimizer, max_steps=7, progress=False)
+    assert len(calls) == history.steps == 7
+    assert history.epochs == 3  # 3 + 3 + a partial epoch of 1 step
+    calls.clear()
+    history = fit(
+        model, TinyLoader(x, y, 32), optimizer=optimizer, epochs=2, max_steps=50, progress=False
+    )
+    assert len(calls) == history.steps == 6  # epochs end first
+
+
+def test_scheduler_steps_after_every_optimiser_step() -> None:
+    x, y = blobs()
+    model = mlp()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    history = fit(
+        model,
+        TinyLoader(x, y, 32),
+        optimizer=optimizer,
+        scheduler=scheduler,
+        epochs=2,
+        progress=False,
+    )
+    assert history.steps == 6
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.5**6)
+    assert history.lr == pytest.approx([0.5**2, 0.5**5])  # rate used at each epoch's last step
+
+
+def test_early_stopping_stops_and_restores_best_weights() -> None:
+    x, y = blobs()
+    wrong = TinyLoader(x, (y + 1) % 3, 96)  # validation labels disagree: val loss rises
+    model = mlp()
+    stopper = EarlyStopping(patience=2)
+    history = make_fit(model, TinyLoader(x, y, 16), wrong, epochs=20, early_stopping=stopper)
+    assert history.stopped_early
+    assert history.best_epoch == 0 and history.epochs == 3
+    assert history.val_loss[1] > history.val_loss[0] and history.val_loss[2] > history.val_loss[0]
+    assert evaluate(model, wrong, device="cpu").loss == pytest.approx(history.val_loss[0])
+
+    reference = mlp()
+    make_fit(reference, TinyLoader(x, y, 16), epochs=1)  # same seed: the best epoch's weights
+    for key, value in reference.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+
+
+def test_early_stopping_on_accuracy_without_restore() -> None:
+    x, y = blobs()
+    model = mlp()
+    stopper = EarlyStopping(patience=1, monitor="val_acc", min_delta=0.5, restore_best=False)
+    history = make_fit(
+        model, TinyLoader(x, y, 16), TinyLoader(x, y, 96), epochs=10, early_stopping=stopper
+    )
+    assert history.stopped_early and history.epochs == 2 and history.best_epoch == 0
+    assert stopper.best_state is None
+
+
+def test_evaluate_matches_hand_computation_and_restores_mode() -> None:
+    x, y = blobs(50)
+    model = mlp()
+    logits = model(x)
+    expected_acc = (logits.argmax(1) == y).float().mean().item()
+    expected_loss = nn.functional.cross_entropy(logits, y).item()
+    model.train()
+    result = evaluate(model, TinyLoader(x, y, 16), device="cpu")
+    assert result.n == 50
+    assert result.accuracy == pytest.approx(expected_acc)
+    assert result.loss == pytest.approx(expected_loss, rel=1e-5)
+    assert model.training
+    model.eval()
+    evaluate(model, TinyLoader(x, y, 16), device="cpu")
+    assert not model.training
+
+    logits_all, targets = predict(model, TinyLoader(x, y, 16), device="cpu")
+    assert logits_all.shape == (50, 3) and torch.equal(targets, y)
+    assert torch.allclose(logits_all, logits.detach(), atol=1e-6)
+
+
+def test_evaluate_keeps_batch_norm_put_in_eval_by_hand() -> None:
+    model = SmallCNN(4, widths=(4, 4, 8, 8))
+    model.train()
+    set_bn_eval(model, ["stem"])
+    x = torch.randn(6, 3, 32, 32)
+    evaluate(model, TinyLoader(x, torch.arange(6) % 4, 3), device="cpu")
+    assert model.training and model.stage1[1].training and not model.stem[1].training
+
+
+def test_fit_with_frozen_stages_and_bn_hook_changes_only_trainable_parts() -> None:
+    torch.manual_seed(0)
+    model = SmallCNN(4, widths=(8, 8, 16, 16))
+    freeze(model, ["stem", "stage1", "stage2", "stage3"])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x, y = torch.randn(16, 3, 32, 32), torch.arange(16) % 4
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    fit(
+        model,
+        TinyLoader(x, y, 8),
+        optimizer=optimizer,
+        epochs=2,
+        progress=False,
+        train_mode_hook=set_bn_eval,
+    )
+    after = model.state_dict()
+    for key, value in before.items():
+        assert torch.equal(after[key], value) != key.startswith("head"), key
+    assert model.training and not model.stem[1].training  # hook applied after model.train()
+
+
+def test_fit_accepts_dict_inputs_and_grad_clip() -> None:
+    class KeywordModel(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = mlp()
+
+        def forward(self, features: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+            return self.net(features * scale)
+
+    x, y = blobs()
+    batches = [
+        ({"features": x[i : i + 32], "scale": torch.ones(1)}, y[i : i + 32]) for i in (0, 32, 64)
+    ]
+    model = KeywordModel()
+    history = make_fit(model, batches, batches, epochs=3, grad_clip=0.5)
+    assert history.train_loss[-1] < history.train_loss[0]
+    assert evaluate(model, batches, device="cpu").n == 96
+
+
+def test_same_seed_gives_identical_weights() -> None:
+    x = torch.randn(32, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    y = torch.arange(32) % 5
+
+    def run() -> dict[str, torch.Tensor]:
+        torch.manual_seed(7)
+        model = SmallCNN(5, widths=(8, 8, 16, 16))
+        loader = DataLoader(TensorDataset(x, y), batch_size=8, shuffle=True)
+        fit(
+            model,
+            loader,
+            optimizer=torch.optim.AdamW(model.parameters(), lr=1e-3),
+            epochs=2,
+            progress=False,
+        )
+        return model.state_dict()
+
+    first, second = run(), run()
+    for key in first:
+        assert torch.equal(first[key], second[key]), key
+
+
+def test_progress_false_prints_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    x, y = blobs()
+    make_fit(mlp(), TinyLoader(x, y, 32), TinyLoader(x, y, 32), epochs=2)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
+def test_nan_loss_raises() -> None:
+    x, y = blobs()
+    x[0] = math.nan
+    with pytest.raises(FloatingPointError, match="grad_clip"):
+        make_fit(mlp(), TinyLoader(x, y, 32), epochs=1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "fragment"),
+    [
+        ({"epochs": 0}, ValueError, "epochs=0"),
+        ({"max_steps": 0}, ValueError, "max_steps=0"),
+        ({"max_steps": 2.5}, ValueError, "max_steps=2.5"),
+        ({"optimizer": None}, TypeError, "optimizer=None"),
+        ({"amp": True}, ValueError, "amp=True"),
+        ({"grad_clip": -1.0}, ValueError, "grad_clip=-1.0"),
+        ({"device": "tpu"}, ValueError, "device='tpu'"),
+        ({"early_stopping": EarlyStopping(2)}, ValueError, "val_loader=None"),
+        ({"train_loader": TinyLoader(torch.zeros(0, 2), torch.zeros(0), 4)}, ValueError, "empty"),
+        ({"train_loader": iter([])}, TypeError, "len()"),
+        ({"train_loader": [(torch.zeros(2, 2),)]}, TypeError, "length 1"),
+        ({"val_loader": []}, ValueError, "val_loader is empty"),
+    ],
+)
+def test_fit_rejects_bad_arguments(kwargs: dict, error: type, fragment: str) -> None:
+    model = mlp()
+    x, y = blobs(8)
+    arguments = {
+        "train_loader": TinyLoader(x, y, 4),
+        "optimizer": torch.optim.SGD(model.parameters(), lr=0.1),
+        "progress": False,
+        "device": "cpu",
+    } | kwargs
+    train_loader = arguments.pop("train_loader")
+    with pytest.raises(error) as raised:
+        fit(model, train_loader, **arguments)
+    assert fragment in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"patience": 0}, "patience=0"),
+        ({"patience": 2, "monitor": "loss"}, "monitor='loss'"),
+        ({"patience": 2, "min_delta": -0.1}, "min_delta=-0.1"),
+    ],
+)
+def test_early_stopping_rejects_bad_arguments(kwargs: dict, fragment: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        EarlyStopping(**kwargs)
+    assert fragment in str(raised.value)
+
+
+def test_fit_trains_channels_last_and_gives_the_model_back_contiguous() -> None:
+    torch.manual_seed(0)
+    model = SmallCNN(4, widths=(8, 8, 16, 16))
+    params = list(model.parameters())
+    x, y = torch.randn(8, 3, 32, 32), torch.arange(8) % 4
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    seen = []
+    model.stem.register_forward_pre_hook(
+        lambda _, args: seen.append(args[0].is_contiguous(memory_format=torch.channels_last))
+    )
+    fit(model, TinyLoader(x, y, 4), optimizer=optimizer, epochs=2, progress=False, device="cpu")
+    assert seen == [True] * 4
+    assert all(p.is_contiguous() for p in model.parameters())
+    assert all(a is b for a, b in zip(model.parameters(), params, strict=True))
+    model.stem[0].weight.view(8, -1)  # works only on contiguous weights
+    evaluate(model, TinyLoader(x, y, 4), device="cpu")
+    assert all(p.is_contiguous() for p in model.parameters())

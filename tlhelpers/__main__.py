@@ -1,0 +1,83 @@
+"""Command line: ``python -m tlhelpers doctor | pretrain NAME | backbones``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    from tlhelpers.models.checkpoints import list_backbones
+    from tlhelpers.settings import PROFILES
+
+    parser = argparse.ArgumentParser(
+        prog="python -m tlhelpers", description="Helpers for Transfer Learning, hands-on."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("doctor", help="check the environment, data and checkpoints")
+    backbones = commands.add_parser("backbones", help="list course backbones and their state")
+    backbones.add_argument("--profile", choices=list(PROFILES), default="quick")
+    pre = commands.add_parser("pretrain", help="pretrain a course checkpoint and save it")
+    pre.add_argument("name", choices=list_backbones(), help="which backbone")
+    pre.add_argument("--profile", choices=list(PROFILES), default="quick")
+    pre.add_argument("--seed", type=int, default=0)
+    pre.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    pre.add_argument("--out", default=None, help="folder to write to (default: data/checkpoints)")
+    pre.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def _pretrain(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tlhelpers.pretrain import pretrain
+
+    command = (
+        f"python -m tlhelpers pretrain {args.name} --profile {args.profile} --seed {args.seed}"
+    )
+    result = pretrain(
+        args.name,
+        args.profile,
+        seed=args.seed,
+        device=args.device,
+        progress=not args.quiet,
+        directory=Path(args.out) if args.out else None,
+        command=command,
+    )
+    print(
+        f"{args.name} ({args.profile}): source val accuracy {100 * result.val_accuracy:.1f}% "
+        f"in {result.seconds:.1f} s"
+    )
+    if result.paths:
+        for path in result.paths:
+            print(f"wrote {path}")
+    return 0
+
+
+def _backbones(args: argparse.Namespace) -> int:
+    from tlhelpers.models.checkpoints import BACKBONES, verify_all
+
+    for name, ok, detail in verify_all(args.profile):
+        info = BACKBONES[name]
+        print(f"{'✓' if ok else '✗'} {name:<17} {info.supervision:<16} {info.source}")
+        print(f"  {detail}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = _parser().parse_args(argv)
+    if args.command == "doctor":
+        from tlhelpers.doctor import main as doctor_main
+
+        return doctor_main([])
+    if args.command == "pretrain":
+        return _pretrain(args)
+    return _backbones(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

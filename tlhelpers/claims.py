@@ -1,0 +1,349 @@
+"""Claims as tests: a notebook's prose states a result, and the code next to it checks it.
+
+Each ``claim_*`` function compares numbers the notebook has just computed. When the claim holds
+it prints one line, ``✓ <statement> — <numbers>``, and returns a :class:`Claim`; when it does
+not, it raises :class:`ClaimError` (an ``AssertionError``) showing the same numbers, so a
+notebook run under test fails exactly where its text and its results disagree.
+
+Values may be single numbers or one number per seed (a list, array or tensor). Per-seed values
+are compared by their means and shown as ``mean ± std (n=…)``; ``every_seed=True`` also requires
+the claim to hold seed by seed. A NaN never passes a claim.
+
+Example::
+
+    claim_greater(pretrained_acc, scratch_acc, margin=5.0, unit="%",
+                  a_label="pretrained", b_label="from scratch")
+    # ✓ pretrained > from scratch by more than 5% — pretrained 91.3 ± 1.2% (n=3) vs …
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "Claim",
+    "ClaimError",
+    "claim_at_least",
+    "claim_at_most",
+    "claim_between",
+    "claim_close",
+    "claim_greater",
+    "claim_true",
+    "format_number",
+]
+
+# A number, or one number per seed: a list, tuple, NumPy array or torch tensor.
+Values = Any
+
+
+class ClaimError(AssertionError):
+    """A result stated in a notebook does not hold for the numbers just computed."""
+
+    def __init__(self, claim: Claim) -> None:
+        super().__init__(
+            f"✗ {claim.statement} — {claim.details}. The notebook states this result but the "
+            "numbers just computed do not support it; check the experiment above (and whether "
+            "it holds for other seeds) before changing the text."
+        )
+        self.claim = claim
+
+    def __reduce__(self) -> tuple[type[ClaimError], tuple[Claim]]:
+        return (ClaimError, (self.claim,))
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One checked statement: what was claimed, whether it held, and the numbers behind it."""
+
+    statement: str
+    passed: bool
+    details: str
+
+    def __str__(self) -> str:
+        mark = "✓" if self.passed else "✗"
+        tail = f" — {self.details}" if self.details else ""
+        return f"{mark} {self.statement}{tail}"
+
+
+def format_number(value: float, digits: int = 4) -> str:
+    """Format a number for a claim's line: ``digits`` significant digits, trailing zeros dropped.
+
+    ``format_number(91.3) == "91.3"``, ``format_number(0.52341) == "0.5234"``,
+    ``format_number(5.0) == "5"``; very large or small numbers use scientific notation.
+    """
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return str(int(value))
+    value = float(value)
+    if math.isnan(value) or math.isinf(value):
+        return str(value)
+    if value == 0:
+        return "0"
+    magnitude = abs(value)
+    if magnitude >= 1e5 or magnitude < 1e-3:
+        return f"{value:.{max(1, digits - 1)}g}"
+    decimals = max(0, digits - 1 - math.floor(math.log10(magnitude)))
+    text = f"{value:.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _with_unit(text: str, unit: str) -> str:
+    if not unit:
+        return text
+    return f"{text}{unit}" if unit in ("%", "×", "x") else f"{text} {unit}"
+
+
+def _num(value: float, unit: str) -> str:
+    return _with_unit(format_number(value), unit)
+
+
+@dataclass(frozen=True)
+class _Values:
+    label: str
+    values: np.ndarray  # (n,) float64
+    per_seed: bool  # given as a sequence rather than one number
+
+    @property
+    def mean(self) -> float:
+        return float(self.values.mean())
+
+    def describe(self, unit: str) -> str:
+        if not self.per_seed:
+            return f"{self.label} {_num(self.mean, unit)}"
+        n = len(self.values)
+        std = float(self.values.std(ddof=1)) if n > 1 else 0.0
+        spread = f"{format_number(self.mean)} ± {format_number(std, digits=2)}"
+        return f"{self.label} {_with_unit(spread, unit)} (n={n})"
+
+
+def _values(value: Values, label: str, statement: str) -> _Values:
+    if not isinstance(label, str) or not label:
+        raise ValueError(f"label={label!r} must be a non-empty string naming the value.")
+    if hasattr(value, "detach"):  # torch tensor
+        value = value.detach().cpu().numpy()
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{label}={value!r} is text; pass a number or one number per seed.")
+    per_seed = not np.isscalar(value) and np.ndim(value) > 0
+    try:
+        array = np.asarray(value, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as error:
+        raise TypeError(
+            f"{label}={value!r} is not a number or a sequence of numbers (one per seed)."
+        ) from error
+    if array.size == 0:
+        raise ValueError(f"{label} is empty; pass a number or at least one value per seed.")
+    nan = np.flatnonzero(np.isnan(array))
+    if nan.size:
+        where = "" if not per_seed else f" at position(s) {nan.tolist()} of {array.tolist()}"
+        raise ClaimError(
+            Claim(statement, False, f"{label} is NaN{where}; a NaN cannot support any claim")
+        )
+    return _Values(label, array, per_seed)
+
+
+def _check_number(name: str, value: float) -> float:
+    value = float(value)
+    if math.isnan(value):
+        raise ValueError(f"{name} is NaN; pass the number the claim compares against.")
+    return value
+
+
+def _check_non_negative(name: str, value: float) -> float:
+    value = float(value)
+    if math.isnan(value) or value < 0:
+        raise ValueError(f"{name}={value!r} must be a non-negative number, e.g. {name}=0.0.")
+    return value
+
+
+def _finish(statement: str, passed: bool, details: str) -> Claim:
+    claim = Claim(statement, passed, details)
+    if not passed:
+        raise ClaimError(claim)
+    print(claim)
+    return claim
+
+
+def _paired(a: _Values, b: _Values) -> tuple[np.ndarray, np.ndarray]:
+    """Per-seed pairs; a single number is compared with every seed of the other side."""
+    if a.per_seed and b.per_seed and len(a.values) != len(b.values):
+        raise ValueError(
+            f"every_seed=True pairs values seed by seed, but {a.label} has {len(a.values)} "
+            f"values and {b.label} has {len(b.values)}; pass one value per seed for both."
+        )
+    n = max(len(a.values), len(b.values))
+    return np.broadcast_to(a.values, n), np.broadcast_to(b.values, n)
+
+
+def claim_greater(
+    a: Values,
+    b: Values,
+    *,
+    a_label: str,
+    b_label: str,
+    margin: float = 0.0,
+    unit: str = "",
+    every_seed: bool = False,
+    statement: str | None = None,
+) -> Claim:
+    """Claim that ``a`` exceeds ``b`` by more than ``margin`` (means of per-seed values).
+
+    With ``every_seed=True`` each paired difference ``a[i] - b[i]`` must exceed ``margin`` too.
+    """
+    margin = _check_non_negative("margin", margin)
+    if statement is None:
+        statement = f"{a_label} > {b_label}"
+        if margin:
+            statement += f" by more than {_num(margin, unit)}"
+        if every_seed:
+            statement += " on every seed"
+    va, vb = _values(a, a_label, statement), _values(b, b_label, statement)
+    difference = va.mean - vb.mean
+    passed = difference > margin
+    details = f"{va.describe(unit)} vs {vb.describe(unit)}; difference {_num(difference, unit)}"
+    if margin:
+        details += f" (margin {_num(margin, unit)})"
+    if every_seed:
+        pa, pb = _paired(va, vb)
+        differences = pa - pb
+        worst = int(np.argmin(differences))
+        passed = passed and bool(np.all(differences > margin))
+        details += (
+            f"; smallest per-seed difference {_num(differences[worst], unit)} "
+            f"(seed position {worst})"
+        )
+    return _finish(statement, passed, details)
+
+
+def _bound_claim(
+    value: Values,
+    *,
+    label: str,
+    unit: str,
+    every_seed: bool,
+    statement: str,
+    ok: Any,
+    bound_text: str,
+) -> Claim:
+    v = _values(value, label, statement)
+    checked = v.values if every_seed else np.asarray([v.mean])
+    passed = bool(np.all(ok(checked)))
+    details = f"{v.describe(unit)}; {bound_text}"
+    if every_seed and v.per_seed:
+        details += f"; per seed {', '.join(format_number(x) for x in v.values)}"
+    return _finish(statement, passed, details)
+
+
+def claim_at_least(
+    value: Values,
+    threshold: float,
+    *,
+    label: str,
+    unit: str = "",
+    every_seed: bool = False,
+    statement: str | None = None,
+) -> Claim:
+    """Claim that ``value`` (the mean, or every seed with ``every_seed``) is ≥ ``threshold``."""
+    threshold = _check_number("threshold", threshold)
+    statement = statement or f"{label} ≥ {_num(threshold, unit)}" + (
+        " on every seed" if every_seed else ""
+    )
+    return _bound_claim(
+        value,
+        label=label,
+        unit=unit,
+        every_seed=every_seed,
+        statement=statement,
+        ok=lambda x: x >= threshold,
+        bound_text=f"threshold {_num(threshold, unit)}",
+    )
+
+
+def claim_at_most(
+    value: Values,
+    threshold: float,
+    *,
+    label: str,
+    unit: str = "",
+    every_seed: bool = False,
+    statement: str | None = None,
+) -> Claim:
+    """Claim that ``value`` (the mean, or every seed with ``every_seed``) is ≤ ``threshold``."""
+    threshold = _check_number("threshold", threshold)
+    statement = statement or f"{label} ≤ {_num(threshold, unit)}" + (
+        " on every seed" if every_seed else ""
+    )
+    return _bound_claim(
+        value,
+        label=label,
+        unit=unit,
+        every_seed=every_seed,
+        statement=statement,
+        ok=lambda x: x <= threshold,
+        bound_text=f"threshold {_num(threshold, unit)}",
+    )
+
+
+def claim_between(
+    value: Values,
+    low: float,
+    high: float,
+    *,
+    label: str,
+    unit: str = "",
+    every_seed: bool = False,
+    statement: str | None = None,
+) -> Claim:
+    """Claim that ``low ≤ value ≤ high`` (the mean, or every seed with ``every_seed``)."""
+    low, high = float(low), float(high)
+    if math.isnan(low) or math.isnan(high) or low > high:
+        raise ValueError(f"low={low!r} and high={high!r} must be numbers with low <= high.")
+    interval = f"[{format_number(low)}, {format_number(high)}]"
+    statement = statement or f"{label} in {_with_unit(interval, unit)}" + (
+        " on every seed" if every_seed else ""
+    )
+    return _bound_claim(
+        value,
+        label=label,
+        unit=unit,
+        every_seed=every_seed,
+        statement=statement,
+        ok=lambda x: (x >= low) & (x <= high),
+        bound_text=f"interval {_with_unit(interval, unit)}",
+    )
+
+
+def claim_close(
+    a: Values,
+    b: Values,
+    *,
+    tolerance: float,
+    a_label: str,
+    b_label: str,
+    unit: str = "",
+    statement: str | None = None,
+) -> Claim:
+    """Claim that ``|mean(a) - mean(b)| ≤ tolerance``."""
+    tolerance = _check_non_negative("tolerance", tolerance)
+    statement = statement or f"{a_label} ≈ {b_label} (within {_num(tolerance, unit)})"
+    va, vb = _values(a, a_label, statement), _values(b, b_label, statement)
+    gap = abs(va.mean - vb.mean)
+    details = (
+        f"{va.describe(unit)} vs {vb.describe(unit)}; gap {_num(gap, unit)} "
+        f"(tolerance {_num(tolerance, unit)})"
+    )
+    return _finish(statement, gap <= tolerance, details)
+
+
+def claim_true(condition: bool, *, statement: str, details: str = "") -> Claim:
+    """Claim that ``condition`` holds; ``details`` should show the numbers it was computed from."""
+    if not isinstance(condition, (bool, np.bool_)):
+        raise TypeError(
+            f"condition={condition!r} ({type(condition).__name__}) is not a bool; pass a "
+            "comparison such as bool(a > b), or tensor.item() for a one-element tensor."
+        )
+    if not isinstance(statement, str) or not statement:
+        raise ValueError(f"statement={statement!r} must be a non-empty sentence.")
+    return _finish(statement, bool(condition), details)

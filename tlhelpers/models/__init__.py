@@ -1,0 +1,31 @@
+"""Models of the course and the surgery that transfer learning performs on them."""
+
+from tlhelpers.models.cnn import SmallCNN
+from tlhelpers.models.surgery import (
+    ParameterSummary,
+    StageParams,
+    discriminative_lrs,
+    freeze,
+    freeze_all_except,
+    param_groups,
+    replace_head,
+    set_bn_eval,
+    stage_names,
+    trainable_summary,
+    unfreeze,
+)
+
+__all__ = [
+    "ParameterSummary",
+    "SmallCNN",
+    "StageParams",
+    "discriminative_lrs",
+    "freeze",
+    "freeze_all_except",
+    "param_groups",
+    "replace_head",
+    "set_bn_eval",
+    "stage_names",
+    "trainable_summary",
+    "unfreeze",
+]

@@ -1,0 +1,156 @@
+"""Pretraining recipes for the course checkpoints (``python -m tlhelpers pretrain NAME``).
+
+Each recipe trains :class:`~tlhelpers.models.SmallCNN` on a source world with one loop
+(:func:`tlhelpers.train.fit`): AdamW with a one-cycle learning-rate schedule (Smith & Topin,
+2019), sizes from the profile. ``letters-rotation`` is self-supervised: the letter images' labels
+are thrown away and the network learns to predict which rotation was applied (Gidaris et al.,
+"Unsupervised representation learning by predicting image rotations", ICLR 2018).
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import tlhelpers
+from tlhelpers.data import ImageSet, letters, rotation_task, textures
+from tlhelpers.models.checkpoints import BACKBONES, CheckpointError, save_checkpoint
+from tlhelpers.models.cnn import SmallCNN
+from tlhelpers.settings import Profile, get_profile, pick_device, seed_everything
+from tlhelpers.train import History, fit
+
+__all__ = ["PretrainResult", "pretrain", "source_data"]
+
+
+@dataclass(frozen=True)
+class PretrainResult:
+    """What a pretraining run produced."""
+
+    model: SmallCNN
+    history: History
+    val_accuracy: float  # fraction in [0, 1] on the source world's held-out images
+    seconds: float
+    paths: tuple[Path, Path] | None  # (weights, manifest) when saved
+
+
+def _letters(profile: Profile, seed: int) -> tuple[ImageSet, ImageSet]:
+    return letters("train", profile, seed=seed), letters("val", profile, seed=seed)
+
+
+def _textures(profile: Profile, seed: int) -> tuple[ImageSet, ImageSet]:
+    return textures("train", profile, seed=seed), textures("val", profile, seed=seed)
+
+
+def _letters_rotation(profile: Profile, seed: int) -> tuple[ImageSet, ImageSet]:
+    train, val = _letters(profile, seed)
+    return rotation_task(train, seed=seed), rotation_task(val, seed=seed + 1)
+
+
+_SOURCES: dict[str, Callable[[Profile, int], tuple[ImageSet, ImageSet]]] = {
+    "letters": _letters,
+    "textures": _textures,
+    "letters-rotation": _letters_rotation,
+}
+
+
+def source_data(name: str, profile: str | Profile, *, seed: int = 0) -> tuple[ImageSet, ImageSet]:
+    """The ``(train, val)`` source world that backbone ``name`` is pretrained on."""
+    if name not in _SOURCES:
+        raise CheckpointError(
+            f"no pretraining recipe for {name!r}; valid names: "
+            f"{', '.join(repr(n) for n in _SOURCES)}."
+        )
+    return _SOURCES[name](get_profile(profile), seed)
+
+
+def _versions() -> dict[str, str]:
+    import safetensors
+    import torchvision
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": np.__version__,
+        "safetensors": safetensors.__version__,
+        "tlhelpers": tlhelpers.__version__,
+    }
+
+
+def pretrain(
+    name: str,
+    profile: str | Profile = "quick",
+    *,
+    seed: int = 0,
+    device: str = "auto",
+    progress: bool = True,
+    save: bool = True,
+    directory: Path | None = None,
+    command: str | None = None,
+) -> PretrainResult:
+    """Pretrain backbone ``name`` on its source world and (by default) save the checkpoint.
+
+    Args:
+        name: one of :func:`tlhelpers.models.list_backbones`.
+        profile: "quick" or "full" (or a Profile); sizes, epochs and learning rate come from it.
+        seed: seeds data order and initialisation; the source world uses its own fixed stream.
+        device: "auto", "cpu", "cuda" or "mps".
+        save: write ``<name>.safetensors`` and ``<name>.json`` under the checkpoints folder.
+        directory: where to save instead of ``data_dir()/checkpoints/<profile>``.
+        command: the command line recorded in the manifest.
+    """
+    if name not in BACKBONES:
+        source_data(name, profile)  # raises the listing error
+    prof = get_profile(profile)
+    dev = pick_device(device)
+    train_set, val_set = source_data(name, prof, seed=0)
+    seed_everything(seed)
+    model = SmallCNN(len(train_set.classes), widths=prof.widths)
+    train_loader = train_set.loader(prof.batch_size, shuffle=True, seed=seed)
+    val_loader = val_set.loader(512, shuffle=False)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=prof.pretrain_lr, weight_decay=5e-4)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=prof.pretrain_lr, total_steps=prof.pretrain_epochs * len(train_loader)
+    )
+    start = time.perf_counter()
+    history = fit(
+        model,
+        train_loader,
+        val_loader,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        epochs=prof.pretrain_epochs,
+        device=dev,
+        progress=progress,
+        desc=f"pretrain {name}",
+    )
+    seconds = time.perf_counter() - start
+    model = model.cpu().eval()
+    val_accuracy = history.val_acc[-1]
+    paths = None
+    if save:
+        manifest = {
+            "command": command
+            or f"python -m tlhelpers pretrain {name} --profile {prof.name} --seed {seed}",
+            "seed": seed,
+            "device": str(dev),
+            "classes": list(train_set.classes),
+            "train_images": len(train_set),
+            "val_images": len(val_set),
+            "epochs": prof.pretrain_epochs,
+            "metrics": {
+                "val_accuracy": val_accuracy,
+                "train_accuracy": history.train_acc[-1],
+                "history": history.as_dict(),
+            },
+            "seconds": round(seconds, 1),
+            "versions": _versions(),
+        }
+        paths = save_checkpoint(model, name, profile=prof, manifest=manifest, directory=directory)
+    return PretrainResult(model, history, val_accuracy, seconds, paths)

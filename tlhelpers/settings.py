@@ -1,0 +1,215 @@
+"""Course settings: the two run profiles, where files live, device choice and seeding.
+
+A notebook's `parameters` cell holds only literals (`profile = "quick"`, `seed = 0`,
+`device = "auto"`); everything else a notebook needs to size its experiments is read from the
+:class:`Profile` returned by :func:`get_profile`, never from scattered ``if profile == ...``.
+
+Paths default to folders inside the repository and can be moved with environment variables:
+``TL_DATA_DIR`` (shipped data and checkpoints), ``TL_CACHE_DIR`` (generated datasets) and
+``TL_FIGURES_DIR`` (saved figures).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = [
+    "FULL",
+    "PROFILES",
+    "QUICK",
+    "Profile",
+    "cache_dir",
+    "data_dir",
+    "figures_dir",
+    "get_profile",
+    "pick_device",
+    "repo_root",
+    "seed_everything",
+]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Every size a notebook uses, for one way of running the course.
+
+    Make a variant with ``dataclasses.replace(QUICK, pretrain_epochs=1)``.
+    """
+
+    name: str  # "quick" (CPU, workshops, CI) or "full" (GPU, slide-quality)
+    image_size: int  # side of every rendered image, in pixels
+    # --- source worlds (pretraining) ---
+    source_images: int  # training images in a source world (letters, textures)
+    source_val_images: int  # held-out images to report source accuracy
+    # --- novel-class targets (digits, Greek capitals in unseen fonts) ---
+    target_pool_per_class: int  # labelled pool per class that k-shot splits draw from
+    target_test_images: int  # fixed held-out test set of each target
+    shots: tuple[int, ...]  # k labelled images per class for data-efficiency curves
+    seeds: tuple[int, ...]  # seeds a claim is averaged over
+    # --- model ---
+    widths: tuple[int, int, int, int]  # channels of stem, stage1, stage2, stage3
+    # --- optimisation ---
+    batch_size: int  # images per step for pretraining and fine-tuning
+    pretrain_epochs: int  # passes over the source world when pretraining
+    pretrain_lr: float  # peak learning rate for pretraining (AdamW, one-cycle)
+    finetune_steps: int  # optimiser steps when training on a small target
+    finetune_lr: float  # learning rate for fine-tuning a pretrained network
+    scratch_lr: float  # learning rate for training the same network from scratch
+    probe_max_iter: int  # iterations of the logistic-regression linear probe
+    num_workers: int  # DataLoader workers (0 keeps notebooks simple and portable)
+
+
+QUICK = Profile(
+    name="quick",
+    image_size=32,
+    source_images=20_000,
+    source_val_images=2_000,
+    target_pool_per_class=100,
+    target_test_images=2_000,
+    shots=(1, 5, 10, 50),
+    seeds=(0, 1, 2),
+    widths=(32, 32, 64, 128),
+    batch_size=128,
+    pretrain_epochs=3,
+    pretrain_lr=3e-3,
+    finetune_steps=150,
+    finetune_lr=1e-3,
+    scratch_lr=3e-3,
+    probe_max_iter=300,
+    num_workers=0,
+)
+
+FULL = Profile(
+    name="full",
+    image_size=32,
+    source_images=100_000,
+    source_val_images=5_000,
+    target_pool_per_class=200,
+    target_test_images=5_000,
+    shots=(1, 5, 10, 50, 100),
+    seeds=(0, 1, 2, 3, 4),
+    widths=(64, 64, 128, 256),
+    batch_size=256,
+    pretrain_epochs=15,
+    pretrain_lr=3e-3,
+    finetune_steps=600,
+    finetune_lr=1e-3,
+    scratch_lr=3e-3,
+    probe_max_iter=1000,
+    num_workers=2,
+)
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (QUICK, FULL)}
+
+
+def get_profile(name: str | Profile) -> Profile:
+    """Return the profile called ``name`` ("quick" or "full"); a Profile passes through."""
+    if isinstance(name, Profile):
+        return name
+    if name not in PROFILES:
+        valid = ", ".join(repr(k) for k in PROFILES)
+        raise ValueError(
+            f"profile={name!r} is not a course profile; valid choices: {valid}. "
+            'Set `profile = "quick"` in the notebook\'s parameters cell '
+            "(or pass -p profile quick to papermill)."
+        )
+    return PROFILES[name]
+
+
+def profile_summary(profile: Profile) -> str:
+    """One line per field, for a notebook's setup cell."""
+    return "\n".join(f"{f.name:>22} = {getattr(profile, f.name)!r}" for f in fields(profile))
+
+
+__all__.append("profile_summary")
+
+
+def repo_root() -> Path:
+    """The course repository's root folder (the one holding ``notebooks/`` and ``data/``)."""
+    here = Path(__file__).resolve().parent.parent
+    if (here / "pyproject.toml").exists():
+        return here
+    return Path.cwd()
+
+
+def _dir_from_env(variable: str, default: Path) -> Path:
+    value = os.environ.get(variable)
+    path = Path(value).expanduser() if value else default
+    return path
+
+
+def data_dir() -> Path:
+    """Shipped data and course checkpoints; ``TL_DATA_DIR`` moves it."""
+    return _dir_from_env("TL_DATA_DIR", repo_root() / "data")
+
+
+def cache_dir() -> Path:
+    """Generated datasets (regenerable); ``TL_CACHE_DIR`` moves it. Created on demand."""
+    path = _dir_from_env("TL_CACHE_DIR", repo_root() / ".cache")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def figures_dir() -> Path:
+    """Where ``save_figure`` writes; ``TL_FIGURES_DIR`` moves it. Created on demand."""
+    path = _dir_from_env("TL_FIGURES_DIR", repo_root() / "build" / "figures")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+_DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+
+
+def pick_device(device: str | torch.device = "auto") -> torch.device:
+    """Resolve ``device``: "auto" picks CUDA, then Apple's MPS, then the CPU.
+
+    An explicit "cuda" or "mps" that this machine lacks raises an error saying so.
+    """
+    if isinstance(device, torch.device):
+        return device
+    name = str(device).split(":")[0]
+    if name not in _DEVICE_CHOICES:
+        raise ValueError(
+            f"device={device!r} is not understood; valid choices: {', '.join(_DEVICE_CHOICES)} "
+            '(optionally with an index, e.g. "cuda:1"). Use device = "auto" to let the course pick.'
+        )
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            f'device={device!r} was asked for but torch sees no CUDA GPU; use device = "auto" '
+            'or "cpu", or install a CUDA build of torch.'
+        )
+    if name == "mps" and not (
+        getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    ):
+        raise RuntimeError(
+            f"device={device!r} was asked for but MPS is not available; "
+            'use device = "auto" or "cpu".'
+        )
+    return torch.device(device)
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch so CPU runs repeat exactly; return a seeded torch Generator.
+
+    Also makes cuDNN deterministic. Call it at the top of a notebook and before each run that
+    should be repeatable.
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed={seed!r} must be a non-negative integer, e.g. seed = 0.")
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    return torch.Generator().manual_seed(seed)

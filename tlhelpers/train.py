@@ -1,0 +1,549 @@
+"""One training loop for every notebook: :func:`fit`, :func:`evaluate`, :func:`predict`.
+
+``fit`` is the plain PyTorch loop (zero_grad → forward → loss → backward → step) with the few
+things every notebook needs around it: a progress bar, a :class:`History` of per-epoch numbers,
+validation, early stopping, a learning-rate scheduler, gradient clipping and, on CUDA, mixed
+precision. Its overhead over a bare loop is measured in ``benchmarks/fit_overhead.py``.
+
+Ideas followed: early stopping on a validation set (Prechelt, "Early Stopping — But When?",
+1998); mixed-precision training with loss scaling (Micikevicius et al., 2018); gradient-norm
+clipping (Pascanu et al., 2013).
+
+Loaders are anything with ``len()`` that yields ``(inputs, targets)`` batches: ``inputs`` is a
+tensor (passed as ``model(inputs)``) or a dict of tensors (passed as ``model(**inputs)``, as text
+models expect). A model may return logits or an object with a ``.logits`` attribute.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from tlhelpers.settings import pick_device
+
+__all__ = ["EarlyStopping", "Evaluation", "History", "evaluate", "fit", "predict"]
+
+Inputs = torch.Tensor | Mapping[str, torch.Tensor]
+_CHANNELS_LAST_DEVICES = ("cpu", "cuda")  # where channels-last convolutions are fast
+
+
+@dataclass
+class History:
+    """What :func:`fit` measured, one list entry per epoch (the last may be partial).
+
+    ``train_loss`` and ``train_acc`` are averages over the epoch's training batches, weighted by
+    batch size and taken while the weights were still changing (not a re-evaluation at the end).
+    Accuracies are fractions in [0, 1] (NaN when outputs are not class scores). ``val_*`` stay
+    empty without a validation loader. ``lr`` is the first parameter group's learning rate at the
+    epoch's last step; ``seconds`` is the epoch's wall-clock time, validation included.
+    """
+
+    train_loss: list[float] = field(default_factory=list)
+    train_acc: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_acc: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    steps: int = 0  # optimiser steps taken in total
+    best_epoch: int | None = None  # list index: early stopping's best, else lowest val_loss
+    stopped_early: bool = False
+
+    @property
+    def epochs(self) -> int:
+        """Epochs recorded (a partial last epoch counts)."""
+        return len(self.train_loss)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain lists and numbers, ready for JSON or a DataFrame."""
+        return asdict(self)
+
+    def summary(self) -> str:
+        """One line: epochs, steps, time and the last epoch's numbers."""
+        if not self.epochs:
+            return "History: nothing trained yet"
+        parts = [
+            f"{self.epochs} epochs, {self.steps} steps, {sum(self.seconds):.1f} s",
+            f"train loss {self.train_loss[-1]:.4f} acc {self.train_acc[-1]:.3f}",
+        ]
+        if self.val_loss:
+            parts.append(f"val loss {self.val_loss[-1]:.4f} acc {self.val_acc[-1]:.3f}")
+        if self.best_epoch is not None:
+            stop = ", stopped early" if self.stopped_early else ""
+            parts.append(f"best epoch {self.best_epoch + 1} (1-based){stop}")
+        return " | ".join(parts)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Mean loss and accuracy (fraction in [0, 1]) over ``n`` examples."""
+
+    loss: float
+    accuracy: float
+    n: int
+
+    def __str__(self) -> str:
+        return f"loss {self.loss:.4f}, accuracy {self.accuracy:.4f} (n={self.n:,})"
+
+
+class EarlyStopping:
+    """Stop :func:`fit` when the validation metric has not improved for ``patience`` epochs.
+
+    An epoch improves on the best so far when ``val_loss < best - min_delta`` (or
+    ``val_acc > best + min_delta``). With ``restore_best`` the best epoch's weights (a copy of
+    the state dict) are loaded back when training ends, whether it stopped early or not.
+    ``fit`` resets the object at its start, so one instance can serve several runs.
+
+    Args:
+        patience: epochs without improvement before stopping (at least 1).
+        monitor: "val_loss" (lower is better) or "val_acc" (higher is better).
+        min_delta: smallest change that counts as an improvement.
+        restore_best: load the best weights back at the end.
+    """
+
+    MONITORS = ("val_loss", "val_acc")
+
+    def __init__(
+        self,
+        patience: int,
+        *,
+        monitor: str = "val_loss",
+        min_delta: float = 0.0,
+        restore_best: bool = True,
+    ) -> None:
+        if not isinstance(patience, int) or isinstance(patience, bool) or patience < 1:
+            raise ValueError(f"patience={patience!r} must be a positive integer, e.g. 3.")
+        if monitor not in self.MONITORS:
+            raise ValueError(
+                f"monitor={monitor!r} is not supported; valid choices: {', '.join(self.MONITORS)}."
+            )
+        if not min_delta >= 0:
+            raise ValueError(f"min_delta={min_delta!r} must be >= 0, e.g. 0.0 or 1e-3.")
+        self.patience = patience
+        self.monitor = monitor
+        self.min_delta = float(min_delta)
+        self.restore_best = restore_best
+        self.reset()
+
+    def __repr__(self) -> str:
+        return (
+            f"EarlyStopping(patience={self.patience}, monitor={self.monitor!r}, "
+            f"min_delta={self.min_delta}, restore_best={self.restore_best})"
+        )
+
+    def reset(self) -> None:
+        """Forget previous runs."""
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.bad_epochs = 0
+
+    def step(self, value: float, model: nn.Module, epoch: int) -> bool:
+        """Record one epoch's metric; return True when training should stop."""
+        if self.monitor == "val_loss":
+            better = self.best is None or value < self.best - self.min_delta
+        else:
+            better = self.best is None or value > self.best + self.min_delta
+        if better and not math.isnan(value):
+            self.best, self.best_epoch, self.bad_epochs = value, epoch, 0
+            if self.restore_best:
+                self.best_state = copy.deepcopy(model.state_dict())
+        else:
+            self.bad_epochs += 1
+        return self.bad_epochs >= self.patience
+
+    def restore(self, model: nn.Module) -> None:
+        """Load the best weights back into ``model`` (in place) if they were kept."""
+        if self.best_state is not None:
+            model.load_state_dict(self.best_state)
+
+
+# ---------------------------------------------------------------- small helpers
+
+
+def _check_loader(argument: str, loader: Iterable) -> int:
+    try:
+        n = len(loader)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(
+            f"{argument} of type {type(loader).__name__} has no len(); pass a "
+            "torch.utils.data.DataLoader or the course's TensorLoader."
+        ) from None
+    if n == 0:
+        raise ValueError(
+            f"{argument} is empty (len {n}); check the dataset size and batch_size "
+            "(drop_last=True with fewer examples than one batch yields no batch)."
+        )
+    return n
+
+
+def _split(batch: Any) -> tuple[Inputs, torch.Tensor]:
+    if isinstance(batch, (tuple, list)) and len(batch) == 2:
+        return batch[0], batch[1]
+    raise TypeError(
+        f"a batch must be a pair (inputs, targets); got {type(batch).__name__}"
+        f"{' of length ' + str(len(batch)) if isinstance(batch, (tuple, list)) else ''}. "
+        "Make the loader yield (inputs, targets)."
+    )
+
+
+def _move(x: Inputs, device: torch.device, channels_last: bool) -> Inputs:
+    if isinstance(x, torch.Tensor):
+        x = x.to(device, non_blocking=True)
+        if channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)  # (B, C, H, W), NHWC in memory
+        return x
+    if isinstance(x, Mapping):
+        return {k: v.to(device, non_blocking=True) for k, v in x.items()}
+    raise TypeError(
+        f"batch inputs of type {type(x).__name__} are not supported; valid: a Tensor or a dict "
+        "of Tensors (passed to the model as keyword arguments)."
+    )
+
+
+def _forward(model: nn.Module, x: Inputs) -> torch.Tensor:
+    out = model(**x) if isinstance(x, Mapping) else model(x)
+    return out if isinstance(out, torch.Tensor) else out.logits  # (B, num_classes)
+
+
+def _correct(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor | None:
+    """Number of correct argmax predictions, or None when outputs are not class scores."""
+    if targets.is_floating_point() or logits.ndim < 2 or logits.shape[:-1] != targets.shape:
+        return None
+    return (logits.argmax(dim=-1) == targets).sum()
+
+
+def _uses_channels_last(model: nn.Module) -> bool:
+    return any(
+        p.ndim == 4 and p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+        for p in model.parameters()
+    )
+
+
+@contextlib.contextmanager
+def _memory_format(model: nn.Module, channels_last: bool) -> Iterator[bool]:
+    """Channels-last weights inside the block (if asked); the model's own format afterwards.
+
+    Yields whether 4-D inputs should be made channels-last too. Giving the original format back
+    keeps ``weight.view(...)`` and safetensors (which need contiguous tensors) working.
+    """
+    if not channels_last or _uses_channels_last(model):
+        yield channels_last
+        return
+    model.to(memory_format=torch.channels_last)
+    try:
+        yield True
+    finally:
+        model.to(memory_format=torch.contiguous_format)
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """Eval mode inside the block; afterwards every module's own train/eval flag is restored."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+class _Running:
+    """Sums of loss, correct predictions and counts, kept on the device to avoid syncs."""
+
+    def __init__(self) -> None:
+        self.loss: torch.Tensor | float = 0.0
+        self.correct: torch.Tensor | int = 0
+        self.n = 0  # examples (first dimension of targets)
+        self.n_acc = 0  # predictions scored for accuracy
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        batch = targets.shape[0]
+        self.loss = self.loss + loss.detach().float() * batch
+        self.n += batch
+        correct = _correct(logits.detach(), targets)
+        if correct is not None:
+            self.correct = self.correct + correct
+            self.n_acc += targets.numel()
+
+    def mean_loss(self) -> float:
+        return float(self.loss) / max(self.n, 1)
+
+    def accuracy(self) -> float:
+        return float(self.correct) / self.n_acc if self.n_acc else math.nan
+
+
+def _run_eval(
+    model: nn.Module, loader: Iterable, device: torch.device, loss_fn: Callable, channels_last: bool
+) -> _Running:
+    running = _Running()
+    with _eval_mode(model), torch.inference_mode():
+        for batch in loader:
+            x, y = _split(batch)
+            x, y = _move(x, device, channels_last), y.to(device, non_blocking=True)
+            logits = _forward(model, x)
+            running.add(loss_fn(logits, y), logits, y)
+    return running
+
+
+# ---------------------------------------------------------------- public API
+
+
+def evaluate(
+    model: nn.Module,
+    loader: Iterable,
+    *,
+    device: str | torch.device = "auto",
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+) -> Evaluation:
+    """Mean loss and accuracy of ``model`` on ``loader``, in eval mode without gradients.
+
+    Moves the model to ``device`` and, on CPU and CUDA, runs it in channels-last memory format
+    (given back afterwards). Afterwards every module's train/eval mode is what it was before (so
+    batch-norm layers put in eval by :func:`~tlhelpers.models.set_bn_eval` stay so).
+
+    Args:
+        model: the network.
+        loader: yields ``(inputs, targets)``.
+        device: "auto", "cpu", "cuda" or "mps" (see :func:`tlhelpers.settings.pick_device`).
+        loss_fn: mean-reduced loss; default cross-entropy.
+
+    Returns:
+        :class:`Evaluation` with the example-weighted mean loss, accuracy in [0, 1] and ``n``.
+    """
+    _check_loader("loader", loader)
+    dev = pick_device(device)
+    model.to(dev)
+    with _memory_format(model, dev.type in _CHANNELS_LAST_DEVICES) as channels_last:
+        running = _run_eval(model, loader, dev, loss_fn or nn.CrossEntropyLoss(), channels_last)
+    return Evaluation(loss=running.mean_loss(), accuracy=running.accuracy(), n=running.n)
+
+
+def predict(
+    model: nn.Module, loader: Iterable, *, device: str | torch.device = "auto"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """All logits and targets of ``loader``, on the CPU, in loader order.
+
+    Runs in eval mode under ``torch.inference_mode()`` and restores every module's mode.
+
+    Shapes:
+        returns logits (N, num_classes) and targets (N,).
+    """
+    _check_loader("loader", loader)
+    dev = pick_device(device)
+    model.to(dev)
+    logits, targets = [], []
+    with (
+        _memory_format(model, dev.type in _CHANNELS_LAST_DEVICES) as channels_last,
+        _eval_mode(model),
+        torch.inference_mode(),
+    ):
+        for batch in loader:
+            x, y = _split(batch)
+            logits.append(_forward(model, _move(x, dev, channels_last)).float().cpu())
+            targets.append(y.cpu())
+    return torch.cat(logits), torch.cat(targets)  # (N, num_classes), (N,)
+
+
+def fit(
+    model: nn.Module,
+    train_loader: Iterable,
+    val_loader: Iterable | None = None,
+    *,
+    optimizer: torch.optim.Optimizer,
+    epochs: int | None = None,
+    max_steps: int | None = None,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    scheduler: Any = None,
+    device: str | torch.device = "auto",
+    early_stopping: EarlyStopping | None = None,
+    amp: bool | None = None,
+    grad_clip: float | None = None,
+    train_mode_hook: Callable[[nn.Module], Any] | None = None,
+    progress: bool = True,
+    desc: str = "train",
+    channels_last: bool = True,
+) -> History:
+    """Train ``model`` with ``optimizer`` on ``train_loader``; validate after every epoch.
+
+    Each epoch calls ``model.train()`` (every module, frozen batch norm included), then
+    ``train_mode_hook(model)`` if given: pass ``train_mode_hook=set_bn_eval`` to keep frozen
+    stages' batch norm from updating its statistics. Frozen parameters (``requires_grad=False``)
+    are never changed. The model stays in train mode afterwards.
+
+    Args:
+        model: the network; moved to ``device`` (and to channels-last memory, see below).
+        train_loader: yields ``(inputs, targets)`` batches and has ``len()``.
+        val_loader: optional; evaluated (eval mode, no gradients) after every epoch.
+        optimizer: built on the model's parameters, e.g. ``AdamW(model.parameters(), 1e-3)``.
+        epochs: passes over ``train_loader``. Default: 1, or as many as ``max_steps`` needs.
+        max_steps: total optimiser steps; training stops when reached, mid-epoch if need be
+            (the partial epoch is recorded). With ``epochs`` too, whichever ends first wins.
+        loss_fn: mean-reduced loss ``loss_fn(logits, targets)``; default cross-entropy.
+        scheduler: learning-rate scheduler, stepped after every optimiser step (not every
+            epoch): size schedules in steps, e.g. ``OneCycleLR(..., total_steps=...)``.
+        device: "auto", "cpu", "cuda" or "mps".
+        early_stopping: an :class:`EarlyStopping`; needs ``val_loader``.
+        amp: mixed precision (bfloat16, or float16 with loss scaling where bfloat16 is not
+            supported). None: on for CUDA, off elsewhere. True on a non-CUDA device raises.
+        grad_clip: clip the gradients' global L2 norm to this value before each step.
+        train_mode_hook: called with the model right after each ``model.train()``.
+        progress: show a tqdm progress bar (False: print nothing).
+        desc: label of the progress bar.
+        channels_last: on CPU and CUDA, train with the 4-D weights and inputs in channels-last
+            memory format (same numbers, faster convolutions). The model is given back in its
+            own memory format; models without 4-D weights are unaffected.
+
+    Returns:
+        A :class:`History`.
+    """
+    if optimizer is None or not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(
+            f"optimizer={optimizer!r} must be a torch optimizer built on the model's parameters, "
+            "e.g. optimizer=torch.optim.AdamW(model.parameters(), lr=1e-3)."
+        )
+    for argument, value in (("epochs", epochs), ("max_steps", max_steps)):
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or value < 1
+        ):
+            raise ValueError(f"{argument}={value!r} must be a positive integer or None, e.g. 3.")
+    if grad_clip is not None and not grad_clip > 0:
+        raise ValueError(f"grad_clip={grad_clip!r} must be a positive number or None, e.g. 1.0.")
+    if scheduler is not None and not callable(getattr(scheduler, "step", None)):
+        raise TypeError(f"scheduler={scheduler!r} has no step() method; pass a torch LR scheduler.")
+    steps_per_epoch = _check_loader("train_loader", train_loader)
+    if val_loader is not None:
+        _check_loader("val_loader", val_loader)
+    if early_stopping is not None and val_loader is None:
+        raise ValueError(
+            f"early_stopping={early_stopping!r} needs a validation set to watch, but "
+            "val_loader=None; pass val_loader=... or drop early_stopping."
+        )
+    dev = pick_device(device)
+    if amp is None:
+        amp = dev.type == "cuda"
+    elif amp and dev.type != "cuda":
+        raise ValueError(
+            f"amp=True needs a CUDA device, but training runs on {dev.type!r}; use amp=None "
+            "(mixed precision on CUDA only) or amp=False."
+        )
+    amp_dtype = torch.bfloat16 if amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda") if amp and amp_dtype == torch.float16 else None
+    loss_fn = loss_fn or nn.CrossEntropyLoss()
+    model.to(dev)
+    if early_stopping is not None:
+        early_stopping.reset()
+
+    if epochs is None:
+        epochs = 1 if max_steps is None else math.ceil(max_steps / steps_per_epoch)
+    total = (
+        epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
+    )
+    history = History()
+    with (
+        _memory_format(model, channels_last and dev.type in _CHANNELS_LAST_DEVICES) as use_cl,
+        tqdm(total=total, desc=desc, unit="step", disable=not progress, dynamic_ncols=True) as bar,
+    ):
+        for epoch in range(epochs):
+            start = time.perf_counter()
+            model.train()
+            if train_mode_hook is not None:
+                train_mode_hook(model)
+            running, lr, last_shown = _Running(), math.nan, start
+            for batch in train_loader:
+                x, y = _split(batch)
+                x, y = _move(x, dev, use_cl), y.to(dev, non_blocking=True)
+                optimizer.zero_grad(set_to_none=True)
+                with torch.autocast("cuda", dtype=amp_dtype) if amp else contextlib.nullcontext():
+                    logits = _forward(model, x)  # (B, num_classes)
+                    loss = loss_fn(logits, y)
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    scaler.unscale_(optimizer)
+                else:
+                    loss.backward()
+                if grad_clip is not None:
+                    nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+                lr = optimizer.param_groups[0]["lr"]
+                if scaler is not None:
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
+                history.steps += 1
+                running.add(loss, logits, y)
+                bar.update()
+                if progress and time.perf_counter() - last_shown > 0.5:
+                    last_shown = time.perf_counter()
+                    _check_finite(running, history.steps, epoch)
+                    bar.set_postfix_str(
+                        f"epoch {epoch + 1}/{epochs} loss {running.mean_loss():.4f} "
+                        f"acc {running.accuracy():.3f}",
+                        refresh=False,
+                    )
+                if max_steps is not None and history.steps >= max_steps:
+                    break
+            _check_finite(running, history.steps, epoch)
+            history.train_loss.append(running.mean_loss())
+            history.train_acc.append(running.accuracy())
+            history.lr.append(lr)
+            stop = False
+            if val_loader is not None:
+                val = _run_eval(model, val_loader, dev, loss_fn, use_cl)
+                history.val_loss.append(val.mean_loss())
+                history.val_acc.append(val.accuracy())
+                if early_stopping is not None:
+                    watched = (
+                        history.val_loss
+                        if early_stopping.monitor == "val_loss"
+                        else history.val_acc
+                    )
+                    stop = early_stopping.step(watched[-1], model, epoch)
+            history.seconds.append(time.perf_counter() - start)
+            bar.set_postfix_str(_epoch_line(history, epoch, epochs), refresh=True)
+            if stop:
+                history.stopped_early = True
+                break
+            if max_steps is not None and history.steps >= max_steps:
+                break
+
+    if early_stopping is not None:
+        history.best_epoch = early_stopping.best_epoch
+        if early_stopping.restore_best:
+            early_stopping.restore(model)
+    elif history.val_loss:
+        history.best_epoch = min(range(len(history.val_loss)), key=history.val_loss.__getitem__)
+    return history
+
+
+def _check_finite(running: _Running, step: int, epoch: int) -> None:
+    loss = running.mean_loss()
+    if not math.isfinite(loss):
+        raise FloatingPointError(
+            f"training loss became {loss} by step {step} (epoch {epoch + 1}); lower the learning "
+            "rate, or pass grad_clip=1.0 to fit."
+        )
+
+
+def _epoch_line(history: History, epoch: int, epochs: int) -> str:
+    line = (
+        f"epoch {epoch + 1}/{epochs} loss {history.train_loss[-1]:.4f} "
+        f"acc {history.train_acc[-1]:.3f}"
+    )
+    if history.val_loss:
+        line += f" val_loss {history.val_loss[-1]:.4f} val_acc {history.val_acc[-1]:.3f}"
+    return line
