@@ -26,7 +26,6 @@ step; on Linux with glibc that speeds up every variant alike.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import platform
 import statistics
@@ -37,6 +36,7 @@ import torch
 from torch import nn
 
 from tlhelpers.models import SmallCNN
+from tlhelpers.settings import tune_cpu_allocator
 from tlhelpers.train import fit
 
 Batches = list[tuple[torch.Tensor, torch.Tensor]]
@@ -126,14 +126,7 @@ def tiny_step_costs(repeats: int, steps: int = 512) -> dict[str, float]:
 
 def tune_malloc() -> bool:
     """Keep freed buffers up to 32 MiB in the heap (glibc only); return whether it applied."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    return bool(
-        libc.mallopt(m_mmap_threshold, 32 * 1024 * 1024) and libc.mallopt(m_trim_threshold, 2**30)
-    )
+    return tune_cpu_allocator()
 
 
 def main() -> None:

@@ -245,7 +245,7 @@ def test_set_bn_eval_keeps_running_statistics(model: SmallCNN) -> None:
     freeze(model, ["stem", "stage1", "stage2"])
     model.train()
     switched = set_bn_eval(model)  # stages=None: BN layers whose parameters are frozen
-    assert switched == ["stem.1", "stage1.1", "stage2.1", "stage2.4"]
+    assert switched == ["stem.1", "stage1.2", "stage2.1", "stage2.4"]
     frozen_bn = {n: b.clone() for n, b in model.named_buffers() if n.startswith(("stem", "stage1"))}
     stage3_mean = model.stage3[1].running_mean.clone()
     with torch.no_grad():

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from tlhelpers.settings import pick_device
+from tlhelpers.settings import pick_device, tune_cpu_allocator
 
 __all__ = ["EarlyStopping", "Evaluation", "History", "evaluate", "fit", "predict"]
 
@@ -432,6 +432,8 @@ def fit(
             "val_loader=None; pass val_loader=... or drop early_stopping."
         )
     dev = pick_device(device)
+    if dev.type == "cpu":
+        tune_cpu_allocator()  # speed only: reuse large freed buffers (see its docstring)
     if amp is None:
         amp = dev.type == "cuda"
     elif amp and dev.type != "cuda":

@@ -1,0 +1,127 @@
+"""Settings: profiles, paths with environment overrides, device choice, seeding."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tlhelpers import settings
+from tlhelpers.settings import (
+    FULL,
+    PROFILES,
+    QUICK,
+    Profile,
+    cache_dir,
+    data_dir,
+    figures_dir,
+    get_profile,
+    pick_device,
+    profile_summary,
+    repo_root,
+    seed_everything,
+    tune_cpu_allocator,
+)
+
+
+def test_profiles_are_frozen_and_named() -> None:
+    assert set(PROFILES) == {"quick", "full"}
+    assert get_profile("quick") is QUICK and get_profile("full") is FULL
+    assert get_profile(QUICK) is QUICK
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        QUICK.batch_size = 1  # type: ignore[misc]
+    variant = dataclasses.replace(QUICK, pretrain_epochs=1)
+    assert variant.pretrain_epochs == 1 and QUICK.pretrain_epochs != 1
+
+
+def test_full_is_at_least_as_large_as_quick_everywhere() -> None:
+    for field in dataclasses.fields(Profile):
+        q, f = getattr(QUICK, field.name), getattr(FULL, field.name)
+        if isinstance(q, int) and not isinstance(q, bool) and field.name != "num_workers":
+            assert f >= q, field.name
+    assert set(QUICK.shots) <= set(FULL.shots) and set(QUICK.seeds) <= set(FULL.seeds)
+
+
+def test_unknown_profile_names_the_value_and_the_choices() -> None:
+    with pytest.raises(ValueError, match=r"profile='medium'.*'quick', 'full'"):
+        get_profile("medium")
+
+
+def test_profile_summary_lists_every_field() -> None:
+    text = profile_summary(QUICK)
+    for field in dataclasses.fields(Profile):
+        assert field.name in text
+
+
+def test_paths_default_inside_the_repository(monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable in ("TL_DATA_DIR", "TL_CACHE_DIR", "TL_FIGURES_DIR"):
+        monkeypatch.delenv(variable, raising=False)
+    root = repo_root()
+    assert (root / "pyproject.toml").exists()
+    assert data_dir() == root / "data"
+    assert cache_dir() == root / ".cache"
+    assert figures_dir() == root / "build" / "figures"
+
+
+def test_environment_variables_move_the_folders(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("TL_DATA_DIR", str(tmp_path / "d"))
+    monkeypatch.setenv("TL_CACHE_DIR", str(tmp_path / "c"))
+    monkeypatch.setenv("TL_FIGURES_DIR", str(tmp_path / "f"))
+    assert data_dir() == tmp_path / "d"
+    assert cache_dir() == tmp_path / "c" and (tmp_path / "c").is_dir()
+    assert figures_dir() == tmp_path / "f" and (tmp_path / "f").is_dir()
+
+
+def test_auto_device_prefers_cuda_then_mps_then_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_device("auto").type == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert pick_device("auto").type == "mps"
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert pick_device("auto") == torch.device("cpu")
+    assert pick_device(torch.device("cpu")) == torch.device("cpu")
+
+
+def test_bad_or_missing_devices_raise_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match=r"device='gpu'.*auto, cpu, cuda, mps"):
+        pick_device("gpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match=r"device='cuda'.*no CUDA GPU"):
+        pick_device("cuda")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match="MPS is not available"):
+        pick_device("mps")
+
+
+def test_seed_everything_repeats_python_numpy_and_torch() -> None:
+    import random
+
+    def draw() -> tuple[float, float, torch.Tensor, torch.Tensor]:
+        generator = seed_everything(7)
+        return random.random(), np.random.rand(), torch.rand(3), torch.rand(2, generator=generator)
+
+    first, second = draw(), draw()
+    assert first[:2] == second[:2]
+    assert torch.equal(first[2], second[2]) and torch.equal(first[3], second[3])
+    seed_everything(8)
+    assert not torch.equal(torch.rand(3), first[2])
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "0", True, None])
+def test_seed_everything_rejects_bad_seeds(bad: object) -> None:
+    with pytest.raises(ValueError, match="non-negative integer"):
+        seed_everything(bad)  # type: ignore[arg-type]
+
+
+def test_tune_cpu_allocator_is_idempotent_and_applies_on_linux() -> None:
+    first = tune_cpu_allocator()
+    assert tune_cpu_allocator() is first
+    if sys.platform.startswith("linux"):
+        assert first is True and settings._ALLOCATOR_TUNED
