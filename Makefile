@@ -6,6 +6,9 @@ PYTHON  ?= python3
 PROFILE ?= quick
 SEED    ?= 0
 PYTEST_ARGS ?=
+LAB_ARGS ?=
+# JupyterLab refuses to start as root (containers, CI) unless told it is deliberate.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root,)
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
@@ -34,7 +37,7 @@ $(STAMP): constraints.txt pyproject.toml | $(BIN)/python
 	@touch $@
 
 lab: env ## open the notebooks in JupyterLab
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(ROOT_FLAG) $(LAB_ARGS)
 
 test: env ## run every test, including executing each notebook in the quick profile
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +29,7 @@ from matplotlib import cycler
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from tlhelpers.files import atomic_write
 from tlhelpers.settings import figures_dir
 
 __all__ = [
@@ -133,15 +133,7 @@ def _check_name(name: str) -> None:
 
 
 def _atomic_savefig(fig: Figure, path: Path, fmt: str, dpi: int, metadata: dict) -> None:
-    # A uniquely named sibling, opened normally so the file gets the usual permissions.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as handle:
-            fig.savefig(handle, format=fmt, dpi=dpi, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda handle: fig.savefig(handle, format=fmt, dpi=dpi, metadata=metadata))
 
 
 def save_figure(

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Callable, Mapping
@@ -24,6 +22,7 @@ import matplotlib
 import numpy as np
 import PIL
 
+from tlhelpers.files import atomic_write
 from tlhelpers.settings import cache_dir
 
 __all__ = ["RENDER_VERSION", "cache_path", "cached_arrays", "content_key"]
@@ -70,17 +69,7 @@ def _load(path: Path, key: str, check: Callable[[Arrays], bool]) -> Arrays | Non
 
 def _save(path: Path, key: str, arrays: Arrays) -> None:
     """Write ``arrays`` to ``path`` atomically (temporary file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, content_key=np.array(key), **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda handle: np.savez(handle, content_key=np.array(key), **arrays))
 
 
 def cached_arrays(

@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
+from tlhelpers.files import atomic_write
 from tlhelpers.models.cnn import SmallCNN
 from tlhelpers.settings import Profile, data_dir, get_profile
 
@@ -125,20 +124,6 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _atomic_write_bytes(path: Path, write: Any) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``; no half-written file is left."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)  # mkstemp creates owner-only files; checkpoints are shared data
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_checkpoint(
     model: SmallCNN,
     name: str,
@@ -154,7 +139,7 @@ def save_checkpoint(
     """
     weights_path, manifest_path = checkpoint_paths(name, profile, directory)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    _atomic_write_bytes(weights_path, lambda tmp: save_file(state, str(tmp)))
+    atomic_write(weights_path, lambda handle: handle.write(save(state)))
     full = {
         "name": name,
         "profile": get_profile(profile).name,
@@ -164,7 +149,7 @@ def save_checkpoint(
         "backbone": vars(BACKBONES[name]),
     }
     text = json.dumps(full, indent=2, sort_keys=False) + "\n"
-    _atomic_write_bytes(manifest_path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    atomic_write(manifest_path, lambda handle: handle.write(text.encode("utf-8")))
     return weights_path, manifest_path
 
 
