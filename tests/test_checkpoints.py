@@ -126,3 +126,18 @@ def test_cli_lists_backbones_and_rejects_unknown_names(capsys) -> None:
         cli_main(["pretrain", "imagenet"])
     assert info.value.code == 2
     assert "invalid choice: 'imagenet'" in capsys.readouterr().err
+
+
+def test_full_profile_network_trains_a_step_and_names_its_own_rebuild_command(
+    tmp_path: Path,
+) -> None:
+    from tlhelpers.settings import FULL
+    from tlhelpers.train import fit
+
+    model = SmallCNN(26, widths=FULL.widths)
+    batches = [(torch.randn(8, 3, 32, 32), torch.randint(0, 26, (8,)))]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=FULL.pretrain_lr)
+    history = fit(model, batches, optimizer=optimizer, epochs=1, progress=False)
+    assert history.steps == 1
+    with pytest.raises(CheckpointError, match="pretrain letters --profile full"):
+        verify_checkpoint("letters", "full", tmp_path)
