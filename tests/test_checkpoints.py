@@ -141,3 +141,13 @@ def test_full_profile_network_trains_a_step_and_names_its_own_rebuild_command(
     assert history.steps == 1
     with pytest.raises(CheckpointError, match="pretrain letters --profile full"):
         verify_checkpoint("letters", "full", tmp_path)
+
+
+def test_weights_from_another_architecture_name_the_rebuild_command(tmp_path: Path) -> None:
+    model = _tiny_model()
+    model.extra = torch.nn.Linear(2, 2)  # a layer the current SmallCNN does not have
+    save_checkpoint(model, "letters", profile="quick", manifest={}, directory=tmp_path)
+    with pytest.raises(
+        CheckpointError, match=r"does not fit the current SmallCNN.*pretrain letters"
+    ):
+        load_checkpoint("letters", profile="quick", directory=tmp_path)

@@ -202,7 +202,14 @@ def load_checkpoint(
     manifest = verify_checkpoint(name, profile, directory)
     weights_path, _ = checkpoint_paths(name, profile, directory)
     model = SmallCNN.from_config(manifest["config"])
-    model.load_state_dict(load_file(str(weights_path), device="cpu"))
+    try:
+        model.load_state_dict(load_file(str(weights_path), device="cpu"))
+    except RuntimeError as error:  # weights made by a different version of the architecture
+        prof = get_profile(profile).name
+        raise CheckpointError(
+            f"checkpoint {weights_path} does not fit the current SmallCNN ({error}). "
+            f"Rebuild it: {rebuild_command(name, prof)}"
+        ) from error
     return model.to(device).eval(), manifest
 
 
