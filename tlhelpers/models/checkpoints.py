@@ -207,7 +207,8 @@ def load_checkpoint(
     except RuntimeError as error:  # weights made by a different version of the architecture
         prof = get_profile(profile).name
         raise CheckpointError(
-            f"checkpoint {weights_path} does not fit the current SmallCNN ({error}). "
+            f"checkpoint {weights_path} does not fit the current SmallCNN "
+            f"({' '.join(str(error).split())}). "
             f"Rebuild it: {rebuild_command(name, prof)}"
         ) from error
     return model.to(device).eval(), manifest
