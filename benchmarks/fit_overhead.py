@@ -124,11 +124,6 @@ def tiny_step_costs(repeats: int, steps: int = 512) -> dict[str, float]:
     return {name: 1e6 * statistics.median(t) / steps for name, t in times.items()}
 
 
-def tune_malloc() -> bool:
-    """Keep freed buffers up to 32 MiB in the heap (glibc only); return whether it applied."""
-    return tune_cpu_allocator()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=1, help="epochs per timed run")
@@ -138,7 +133,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     parser.add_argument("--tune-malloc", action="store_true", help="raise glibc's thresholds")
     args = parser.parse_args()
-    malloc = "glibc malloc tuned" if args.tune_malloc and tune_malloc() else "default malloc"
+    malloc = "glibc malloc tuned" if args.tune_malloc and tune_cpu_allocator() else "default malloc"
     if args.threads:
         torch.set_num_threads(args.threads)
 

@@ -31,6 +31,7 @@ __all__ = [
     "figures_dir",
     "get_profile",
     "pick_device",
+    "profile_summary",
     "repo_root",
     "seed_everything",
     "tune_cpu_allocator",
@@ -127,9 +128,6 @@ def get_profile(name: str | Profile) -> Profile:
 def profile_summary(profile: Profile) -> str:
     """One line per field, for a notebook's setup cell."""
     return "\n".join(f"{f.name:>22} = {getattr(profile, f.name)!r}" for f in fields(profile))
-
-
-__all__.append("profile_summary")
 
 
 def repo_root() -> Path:
