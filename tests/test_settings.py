@@ -125,3 +125,10 @@ def test_tune_cpu_allocator_is_idempotent_and_applies_on_linux() -> None:
     assert tune_cpu_allocator() is first
     if sys.platform.startswith("linux"):
         assert first is True and settings._ALLOCATOR_TUNED
+
+
+def test_shots_fit_the_pool_and_scratch_runs_where_the_curve_has_points() -> None:
+    for profile in (QUICK, FULL):
+        assert max(profile.shots) <= profile.target_pool_per_class, profile.name
+        assert set(profile.scratch_shots) <= set(profile.shots), profile.name
+        assert profile.scratch_max_steps > 0

@@ -64,6 +64,8 @@ class Profile:
     finetune_steps: int  # optimiser steps when training on a small target
     finetune_lr: float  # learning rate for fine-tuning a pretrained network
     scratch_lr: float  # learning rate for training the same network from scratch
+    scratch_shots: tuple[int, ...]  # k values where a from-scratch baseline is trained
+    scratch_max_steps: int  # cap on a from-scratch run; early stopping on validation ends it
     probe_max_iter: int  # iterations of the logistic-regression linear probe
     num_workers: int  # DataLoader workers (0 keeps notebooks simple and portable)
 
@@ -75,7 +77,7 @@ QUICK = Profile(
     source_val_images=2_000,
     target_pool_per_class=100,
     target_test_images=2_000,
-    shots=(1, 5, 10, 50),
+    shots=(1, 5, 10, 50, 100),
     seeds=(0, 1, 2),
     widths=(32, 32, 64, 128),
     batch_size=128,
@@ -84,6 +86,8 @@ QUICK = Profile(
     finetune_steps=150,
     finetune_lr=1e-3,
     scratch_lr=3e-3,
+    scratch_shots=(1, 5, 10),
+    scratch_max_steps=1_000,
     probe_max_iter=300,
     num_workers=0,
 )
@@ -104,6 +108,8 @@ FULL = Profile(
     finetune_steps=600,
     finetune_lr=1e-3,
     scratch_lr=3e-3,
+    scratch_shots=(1, 5, 10, 50, 100),
+    scratch_max_steps=3_000,
     probe_max_iter=1000,
     num_workers=2,
 )
