@@ -122,6 +122,7 @@ def test_cli_lists_backbones_and_rejects_unknown_names(capsys) -> None:
     assert cli_main(["backbones"]) == 0
     out = capsys.readouterr().out
     assert "letters-rotation" in out and "self-supervised" in out
+    assert "torchvision/resnet18" in out
     with pytest.raises(SystemExit) as info:
         cli_main(["pretrain", "imagenet"])
     assert info.value.code == 2

@@ -64,7 +64,26 @@ def _backbones(args: argparse.Namespace) -> int:
         info = BACKBONES[name]
         print(f"{'✓' if ok else '✗'} {name:<17} {info.supervision:<16} {info.source}")
         print(f"  {detail}")
+    _torchvision_backbones()
     return 0
+
+
+def _torchvision_backbones() -> None:
+    """List the optional ImageNet backbones and whether their weights are on this machine."""
+    from tlhelpers.models.checkpoints import CheckpointError
+    from tlhelpers.models.torchvision_backbones import (
+        TORCHVISION_BACKBONES,
+        find_torchvision_weights,
+    )
+
+    for name, entry in TORCHVISION_BACKBONES.items():
+        try:
+            detail = f"weights at {find_torchvision_weights(name)}"
+            ok = True
+        except CheckpointError as error:
+            detail, ok = f"optional, not on this machine: {error}", False
+        print(f"{'✓' if ok else '·'} {name:<17} {'supervised':<16} ImageNet ({entry.weights})")
+        print(f"  {detail}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
