@@ -92,7 +92,8 @@ def test_shipped_quick_checkpoints_verify_and_load() -> None:
         assert manifest["command"].startswith(f"python -m tlhelpers pretrain {name}")
         assert manifest["config"]["widths"] == list(QUICK.widths)
         assert model.head.out_features == len(manifest["classes"])
-        assert manifest["metrics"]["val_accuracy"] > 1.5 / len(manifest["classes"])
+        if BACKBONES[name].label_noise < 1:  # a shuffled-label source learns nothing real
+            assert manifest["metrics"]["val_accuracy"] > 1.5 / len(manifest["classes"])
 
 
 def test_shipped_manifests_are_committed_as_data() -> None:
@@ -152,3 +153,24 @@ def test_weights_from_another_architecture_name_the_rebuild_command(tmp_path: Pa
         CheckpointError, match=r"does not fit the current SmallCNN.*pretrain letters"
     ):
         load_checkpoint("letters", profile="quick", directory=tmp_path)
+
+
+def test_corrupt_labels_replaces_the_requested_share() -> None:
+    import torch
+
+    from tlhelpers.data import ImageSet
+    from tlhelpers.pretrain import corrupt_labels
+
+    n = 4000
+    clean = ImageSet(torch.zeros(n, 3, 32, 32, dtype=torch.uint8), torch.arange(n) % 26,
+                     tuple("abcdefghijklmnopqrstuvwxyz"), "toy")
+    assert torch.equal(corrupt_labels(clean, 0.0).labels, clean.labels)
+    for epsilon in (0.5, 1.0):
+        noisy = corrupt_labels(clean, epsilon)
+        changed = (noisy.labels != clean.labels).float().mean().item()
+        expected = epsilon * 25 / 26  # a random label equals the true one 1 time in 26
+        assert abs(changed - expected) < 0.03, (epsilon, changed)
+        assert torch.equal(noisy.images, clean.images)
+        assert torch.equal(corrupt_labels(clean, epsilon).labels, noisy.labels)  # fixed stream
+    with pytest.raises(ValueError, match=r"epsilon=1\.5"):
+        corrupt_labels(clean, 1.5)

@@ -25,7 +25,7 @@ from tlhelpers.models.cnn import SmallCNN
 from tlhelpers.settings import Profile, get_profile, pick_device, seed_everything
 from tlhelpers.train import History, fit
 
-__all__ = ["PretrainResult", "pretrain", "source_data"]
+__all__ = ["PretrainResult", "corrupt_labels", "pretrain", "source_data"]
 
 
 @dataclass(frozen=True)
@@ -52,10 +52,40 @@ def _letters_rotation(profile: Profile, seed: int) -> tuple[ImageSet, ImageSet]:
     return rotation_task(train, seed=seed), rotation_task(val, seed=seed + 1)
 
 
+def corrupt_labels(data: ImageSet, epsilon: float, *, seed: int = 2019) -> ImageSet:
+    """Replace each label, with probability ``epsilon``, by one drawn uniformly at random.
+
+    Wang et al. (2019) corrupt a source this way to sweep it from useful (0) to useless (1).
+    A replaced label may by chance equal the true one (probability 1/classes).
+    """
+    if not 0.0 <= epsilon <= 1.0:
+        raise ValueError(f"epsilon={epsilon!r} must be in [0, 1], e.g. 0.5 for half the labels.")
+    rng = np.random.default_rng([seed, round(epsilon * 1000)])
+    labels = data.labels.numpy().copy()
+    replaced = rng.random(len(labels)) < epsilon
+    labels[replaced] = rng.integers(0, len(data.classes), int(replaced.sum()))
+    name = f"{data.name}, {epsilon:.0%} of labels random"
+    return ImageSet(data.images, torch.from_numpy(labels), data.classes, name)
+
+
+def _letters_label_noise(epsilon: float) -> Callable[[Profile, int], tuple[ImageSet, ImageSet]]:
+    """Letters with corrupted *training* labels; validation labels stay clean, so the
+    manifest's accuracy says how much of the real task the network still learned."""
+
+    def make(profile: Profile, seed: int) -> tuple[ImageSet, ImageSet]:
+        train, val = _letters(profile, seed)
+        return corrupt_labels(train, epsilon), val
+
+    return make
+
+
 _SOURCES: dict[str, Callable[[Profile, int], tuple[ImageSet, ImageSet]]] = {
     "letters": _letters,
     "textures": _textures,
     "letters-rotation": _letters_rotation,
+    "letters-noise-50": _letters_label_noise(0.5),
+    "letters-noise-80": _letters_label_noise(0.8),
+    "letters-shuffled": _letters_label_noise(1.0),
 }
 
 

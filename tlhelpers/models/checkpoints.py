@@ -56,6 +56,7 @@ class BackboneInfo:
     task: str  # what it learned to predict
     supervision: str  # "supervised" or "self-supervised"
     similarity: str  # how close the source is to the course's novel-class targets
+    label_noise: float = 0.0  # share of training labels replaced by random ones (Wang et al. 2019)
 
 
 BACKBONES: dict[str, BackboneInfo] = {
@@ -81,6 +82,30 @@ BACKBONES: dict[str, BackboneInfo] = {
             task="predict the rotation applied (0/90/180/270 degrees)",
             supervision="self-supervised",
             similarity="similar images, but learned without any labels",
+        ),
+        BackboneInfo(
+            name="letters-noise-50",
+            source="the 'letters' images with 50% of the training labels replaced at random",
+            task="classify the letter (26 classes), from corrupted labels",
+            supervision="supervised (corrupted labels)",
+            similarity="similar images; a deliberately corrupted source",
+            label_noise=0.5,
+        ),
+        BackboneInfo(
+            name="letters-noise-80",
+            source="the 'letters' images with 80% of the training labels replaced at random",
+            task="classify the letter (26 classes), from corrupted labels",
+            supervision="supervised (corrupted labels)",
+            similarity="similar images; a deliberately corrupted source",
+            label_noise=0.8,
+        ),
+        BackboneInfo(
+            name="letters-shuffled",
+            source="the 'letters' images with 100% of the training labels replaced at random",
+            task="classify the letter (26 classes), from corrupted labels",
+            supervision="supervised (corrupted labels)",
+            similarity="similar images; a deliberately corrupted source",
+            label_noise=1.0,
         ),
     )
 }
