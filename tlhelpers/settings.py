@@ -62,6 +62,7 @@ class Profile:
     pretrain_epochs: int  # passes over the source world when pretraining
     pretrain_lr: float  # peak learning rate for pretraining (AdamW, one-cycle)
     finetune_steps: int  # optimiser steps when training on a small target
+    finetune_batch_size: int  # images per step when fine-tuning on a small target
     finetune_lr: float  # learning rate for fine-tuning a pretrained network
     scratch_lr: float  # learning rate for training the same network from scratch
     scratch_shots: tuple[int, ...]  # k values where a from-scratch baseline is trained
@@ -83,7 +84,8 @@ QUICK = Profile(
     batch_size=128,
     pretrain_epochs=3,
     pretrain_lr=3e-3,
-    finetune_steps=150,
+    finetune_steps=100,
+    finetune_batch_size=32,
     finetune_lr=1e-3,
     scratch_lr=3e-3,
     scratch_shots=(1, 5, 10),
@@ -106,6 +108,7 @@ FULL = Profile(
     pretrain_epochs=15,
     pretrain_lr=3e-3,
     finetune_steps=600,
+    finetune_batch_size=64,
     finetune_lr=1e-3,
     scratch_lr=3e-3,
     scratch_shots=(1, 5, 10, 50, 100),
