@@ -15,7 +15,7 @@ STAMP   := $(VENV)/.installed
 PIP     := $(BIN)/python -m pip --disable-pip-version-check
 
 .DEFAULT_GOAL := help
-.PHONY: help env lab test figures lint clean
+.PHONY: help env lab test figures exercises lint clean
 
 help: ## list the targets
 	@echo "Transfer Learning, hands-on"
@@ -45,6 +45,9 @@ test: env ## run every test, including executing each notebook in the quick prof
 figures: env ## execute every notebook in PROFILE and write its figures to slides/figures
 	$(BIN)/python tools/run_notebooks.py --profile $(PROFILE) --seed $(SEED) \
 		--output-dir build/executed/$(PROFILE) --figures-dir slides/figures
+
+exercises: env ## write student versions (solutions replaced by prompts) to build/exercises
+	$(BIN)/python tools/make_exercises.py --out build/exercises
 
 lint: env ## check the code and the notebooks with ruff
 	$(BIN)/ruff check .
