@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 import tlhelpers.finetune as finetune_module
+from tlhelpers.data import TensorLoader
 from tlhelpers.finetune import (
     L2SP,
     TRANSFERABLE_STAGES,
@@ -38,18 +39,6 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
-class TinyLoader:
-    """In-memory loader yielding (x, y) batches in order."""
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> None:
-        self.x, self.y, self.batch_size = x, y, batch_size
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.y) / self.batch_size)
-
-    def __iter__(self):
-        for i in range(0, len(self.y), self.batch_size):
-            yield self.x[i : i + self.batch_size], self.y[i : i + self.batch_size]
 
 
 def tiny(num_classes: int = 5, seed: int = 0) -> SmallCNN:
@@ -57,11 +46,11 @@ def tiny(num_classes: int = 5, seed: int = 0) -> SmallCNN:
     return SmallCNN(num_classes, widths=WIDTHS)
 
 
-def loader(n: int = 16, batch_size: int = 8, seed: int = 1) -> TinyLoader:
+def loader(n: int = 16, batch_size: int = 8, seed: int = 1) -> TensorLoader:
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, 3, 32, 32, generator=g)  # (n, 3, 32, 32)
     y = torch.randint(0, 5, (n,), generator=g)  # (n,)
-    return TinyLoader(x, y, batch_size)
+    return TensorLoader(x, y, batch_size)
 
 
 def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
