@@ -1,0 +1,210 @@
+"""Domain adaptation helpers: gradient reversal, schedules, CORAL, AdaBN, DANN with fit, PAD."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from tlhelpers.adapt import (
+    DANNSchedule,
+    DomainAdapter,
+    DomainPairLoader,
+    GradientReversal,
+    adabn,
+    adaptation_loss,
+    coral_loss,
+    dann_lambda,
+    dann_lr_factor,
+    domain_discriminator,
+    features_of,
+    grad_reverse,
+    proxy_a_distance,
+)
+from tlhelpers.data.imageset import ImageSet
+from tlhelpers.models import SmallCNN
+from tlhelpers.train import fit
+
+WIDTHS = (4, 4, 8, 8)
+
+
+def _images(n: int, seed: int, shift: int = 0) -> ImageSet:
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 128, (n, 3, 32, 32), generator=g, dtype=torch.uint8) + shift
+    labels = torch.arange(n) % 10
+    return ImageSet(images.to(torch.uint8), labels, tuple(str(i) for i in range(10)), "toy")
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.3, 1.0, 2.5])
+def test_gradient_reversal_is_identity_forward_and_minus_lambda_backward(lam: float) -> None:
+    x = torch.randn(5, 3, requires_grad=True)
+    weights = torch.randn(5, 3)
+    y = grad_reverse(x, lam)
+    assert torch.equal(y, x)
+    (y * weights).sum().backward()
+    assert torch.allclose(x.grad, -lam * weights)
+
+
+def test_gradient_reversal_module_reads_its_current_lambda() -> None:
+    layer = GradientReversal(0.5)
+    x = torch.ones(4, requires_grad=True)
+    layer(x).sum().backward()
+    assert torch.allclose(x.grad, torch.full((4,), -0.5))
+    layer.lambda_ = 2.0
+    x.grad = None
+    layer(x).sum().backward()
+    assert torch.allclose(x.grad, torch.full((4,), -2.0))
+    with pytest.raises(ValueError, match="lambda_=-1"):
+        grad_reverse(x, -1)
+
+
+def test_schedules_endpoints_and_shape() -> None:
+    assert dann_lambda(0.0) == 0.0
+    assert dann_lambda(1.0) == pytest.approx(2 / (1 + math.exp(-10)) - 1)
+    assert dann_lambda(1.0) > 0.999
+    assert dann_lambda(0.1) == pytest.approx(2 / (1 + math.exp(-1)) - 1)
+    assert dann_lr_factor(0.0) == 1.0
+    assert dann_lr_factor(1.0) == pytest.approx(11**-0.75)
+    values = [dann_lambda(p / 10) for p in range(11)]
+    assert values == sorted(values)
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="progress"):
+            dann_lambda(bad)
+
+
+def test_dann_schedule_updates_lr_and_lambda() -> None:
+    model = DomainAdapter(SmallCNN(10, widths=WIDTHS), "dann", hidden=8)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    schedule = DANNSchedule(optimizer, model, total_steps=10, lambda_max=0.5)
+    assert model.grl is not None and model.grl.lambda_ == 0.0
+    assert optimizer.param_groups[0]["lr"] == 0.01
+    for _ in range(10):
+        schedule.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.01 * 11**-0.75)
+    assert model.grl.lambda_ == pytest.approx(0.5 * dann_lambda(1.0))
+    schedule.step()  # past the end: stays at the final values
+    assert schedule.get_last_lr()[0] == pytest.approx(0.01 * 11**-0.75)
+
+
+def test_coral_is_zero_for_equal_covariances_and_grows_with_difference() -> None:
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(200, 6, generator=g)
+    assert coral_loss(a, a + 3.0).item() == pytest.approx(0.0, abs=1e-10)  # a shift is not seen
+    assert coral_loss(a, a[torch.randperm(200, generator=g)]).item() == pytest.approx(0, abs=1e-9)
+    small = coral_loss(a, a * 1.5).item()
+    large = coral_loss(a, a * 3.0).item()
+    assert 0 < small < large
+    cov = torch.cov(a.T)
+    assert coral_loss(a, 2 * a).item() == pytest.approx(((3 * cov) ** 2).sum().item() / (4 * 36))
+    with pytest.raises(ValueError, match="same d"):
+        coral_loss(a, a[:, :3])
+
+
+def test_adabn_changes_only_batch_norm_statistics() -> None:
+    torch.manual_seed(0)
+    model = SmallCNN(10, widths=WIDTHS)
+    weights_before = {k: v.clone() for k, v in model.state_dict().items() if "running" not in k}
+    mean_before = model.stem[1].running_mean.clone()
+    target = _images(64, seed=1, shift=100)
+    adabn(model, target, batch_size=16)
+    assert not model.training
+    for key, value in model.state_dict().items():
+        if "running" not in key and "num_batches" not in key:
+            assert torch.equal(value, weights_before[key]), key
+    assert not torch.allclose(model.stem[1].running_mean, mean_before)
+    # the statistics are those of the target: the stem's BN input mean over all target images
+    with torch.no_grad():
+        conv_out = model.stem[0](target.as_float())
+    assert torch.allclose(model.stem[1].running_mean, conv_out.mean((0, 2, 3)), atol=1e-4)
+    assert model.stem[1].momentum == 0.1  # restored
+
+
+def test_domain_adapter_trains_with_fit_and_reverses_the_feature_gradient() -> None:
+    torch.manual_seed(0)
+    source, target = _images(64, seed=2), _images(64, seed=3, shift=120)
+    model = DomainAdapter(SmallCNN(10, widths=WIDTHS), "dann", hidden=16)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    loader = DomainPairLoader(source, target, batch_size=16, seed=0)
+    schedule = DANNSchedule(optimizer, model, total_steps=8)
+    history = fit(model, loader, optimizer=optimizer, loss_fn=adaptation_loss(model),
+                  scheduler=schedule, max_steps=8, progress=False, device="cpu")
+    assert history.steps == 8 and len(model.domain_acc) == 8
+    assert model.grl is not None and model.grl.lambda_ > 0.99
+
+    # the feature extractor receives minus lambda times the discriminator's gradient
+    model.grl.lambda_ = 0.7
+    xs, xt = source.as_float()[:8], target.as_float()[:8]
+    model.train()
+    model(xs, xt)
+    grad_dann = torch.autograd.grad(model.aux_loss, model.network.stage3[0].weight)[0]
+    feats = torch.cat([model.network.forward_features(x, upto="pool") for x in (xs, xt)])
+    labels = torch.cat([torch.zeros(8), torch.ones(8)])
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(
+        model.discriminator(feats).squeeze(1), labels
+    )
+    grad_plain = torch.autograd.grad(bce, model.network.stage3[0].weight)[0]
+    assert torch.allclose(grad_dann, -0.7 * grad_plain, atol=1e-6)
+
+
+@pytest.mark.parametrize("alignment", ["coral", "none"])
+def test_other_alignments_set_their_aux_loss(alignment: str) -> None:
+    torch.manual_seed(0)
+    model = DomainAdapter(SmallCNN(10, widths=WIDTHS), alignment, coral_weight=10.0)
+    xs, xt = _images(8, seed=4).as_float(), _images(8, seed=5, shift=120).as_float()
+    logits = model(xs, xt)
+    assert logits.shape == (8, 10)
+    if alignment == "none":
+        assert model.aux_loss.item() == 0.0
+    else:
+        fs = model.network.forward_features(xs, upto="pool")
+        ft = model.network.forward_features(xt, upto="pool")
+        assert model.aux_loss.item() == pytest.approx(10 * coral_loss(fs, ft).item(), rel=1e-4)
+    model(xs)  # no target: plain classification, no alignment loss
+    assert model.aux_loss.item() == 0.0
+
+
+def test_pair_loader_batches() -> None:
+    loader = DomainPairLoader(_images(40, 6), _images(10, 7), batch_size=8, seed=0)
+    batches = list(loader)
+    assert len(batches) == len(loader) == 5
+    inputs, labels = batches[0]
+    assert inputs["source"].shape == inputs["target"].shape == (8, 3, 32, 32)
+    assert inputs["source"].dtype == torch.float32 and labels.shape == (8,)
+    seen = torch.cat([b[1] for b in batches])
+    assert len(seen) == 40
+    with pytest.raises(ValueError, match="larger than"):
+        DomainPairLoader(_images(40, 6), _images(4, 7), batch_size=8)
+
+
+def test_proxy_a_distance_ranges() -> None:
+    rng = np.random.default_rng(0)
+    same = proxy_a_distance(rng.normal(size=(400, 5)), rng.normal(size=(400, 5)))
+    apart = proxy_a_distance(rng.normal(size=(400, 5)), rng.normal(size=(400, 5)) + 4)
+    assert abs(same) < 0.4
+    assert apart > 1.9
+    with pytest.raises(ValueError, match="same d"):
+        proxy_a_distance(np.zeros((20, 3)), np.zeros((20, 4)))
+    with pytest.raises(ValueError, match="at least 10"):
+        proxy_a_distance(np.zeros((5, 3)), np.zeros((5, 3)))
+
+
+def test_bad_arguments_are_named() -> None:
+    with pytest.raises(ValueError, match="'adversarial' is not known"):
+        DomainAdapter(SmallCNN(10, widths=WIDTHS), "adversarial")
+    with pytest.raises(TypeError, match="SmallCNN"):
+        DomainAdapter(torch.nn.Linear(3, 3))
+    with pytest.raises(ValueError, match="hidden=0"):
+        domain_discriminator(8, hidden=0)
+    with pytest.raises(ValueError, match="batch-norm"):
+        adabn(torch.nn.Linear(3, 3), torch.zeros(4, 3))
+
+
+def test_features_of_matches_forward_features() -> None:
+    torch.manual_seed(0)
+    model = SmallCNN(10, widths=WIDTHS).eval()
+    images = _images(12, seed=8)
+    with torch.no_grad():
+        expected = model.forward_features(images.as_float(), upto="pool")
+    assert torch.allclose(features_of(model, images, batch_size=5), expected, atol=1e-6)

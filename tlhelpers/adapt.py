@@ -1,0 +1,393 @@
+"""Unsupervised domain adaptation: labelled source images, unlabelled target images, one task.
+
+What is here, each in its simplest correct form (see ANCHORS in the course's design notes):
+
+* :class:`GradientReversal` / :func:`grad_reverse` — identity forward, −λ × gradient backward
+  (Ganin & Lempitsky, 2015; Ganin et al., JMLR 2016).
+* :func:`dann_lambda` and :func:`dann_lr_factor` — the paper's schedules
+  λ_p = 2 / (1 + exp(−10 p)) − 1 and μ_p = μ0 / (1 + 10 p)^0.75, p the training progress in [0, 1];
+  :class:`DANNSchedule` applies both after every optimiser step (pass it to ``fit`` as its
+  ``scheduler``).
+* :class:`DomainAdapter` — a classifier whose batches hold a source half and a target half; it
+  returns the source logits and keeps an auxiliary alignment loss (DANN's domain-classifier loss
+  through the reversal layer, or Deep CORAL's covariance distance) in ``aux_loss``, which
+  :func:`adaptation_loss` adds to the cross-entropy. This keeps the course's ``fit`` loop as is.
+* :class:`DomainPairLoader` — batches ``({"source": xs, "target": xt}, ys)``.
+* :func:`coral_loss` (Sun & Saenko, 2016), :func:`adabn` (Li et al., 2016: re-estimate batch-norm
+  statistics on the target), :func:`proxy_a_distance` (Ben-David et al., 2007/2010:
+  2 (1 − 2 ε) with ε the test error of a linear domain classifier).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tlhelpers.data.imageset import ImageSet, to_float
+
+__all__ = [
+    "ALIGNMENTS",
+    "DANNSchedule",
+    "DomainAdapter",
+    "DomainPairLoader",
+    "GradientReversal",
+    "adabn",
+    "adaptation_loss",
+    "coral_loss",
+    "dann_lambda",
+    "dann_lr_factor",
+    "domain_discriminator",
+    "features_of",
+    "grad_reverse",
+    "proxy_a_distance",
+]
+
+ALIGNMENTS = ("dann", "coral", "none")
+
+
+class _GradReverse(torch.autograd.Function):
+    """Identity in the forward pass; multiplies the incoming gradient by −λ going back."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, lambda_: float) -> torch.Tensor:
+        ctx.lambda_ = lambda_
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return -ctx.lambda_ * grad, None
+
+
+def grad_reverse(x: torch.Tensor, lambda_: float = 1.0) -> torch.Tensor:
+    """``x`` unchanged; its gradient is multiplied by ``-lambda_`` on the way back."""
+    if not isinstance(lambda_, (int, float)) or isinstance(lambda_, bool) or lambda_ < 0:
+        raise ValueError(f"lambda_={lambda_!r} must be a number >= 0, e.g. lambda_=1.0.")
+    return _GradReverse.apply(x, float(lambda_))
+
+
+class GradientReversal(nn.Module):
+    """The gradient reversal layer as a module; set ``lambda_`` as training goes on."""
+
+    def __init__(self, lambda_: float = 1.0) -> None:
+        super().__init__()
+        self.lambda_ = lambda_
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return grad_reverse(x, self.lambda_)
+
+    def extra_repr(self) -> str:
+        return f"lambda_={self.lambda_:.3g}"
+
+
+def _check_progress(progress: float) -> float:
+    if not isinstance(progress, (int, float)) or not 0 <= progress <= 1:
+        raise ValueError(f"progress={progress!r} must lie in [0, 1] (step / total_steps).")
+    return float(progress)
+
+
+def dann_lambda(progress: float, gamma: float = 10.0) -> float:
+    """DANN's domain-loss weight: 2 / (1 + exp(−γ p)) − 1, from 0 at p = 0 towards 1."""
+    return 2.0 / (1.0 + math.exp(-gamma * _check_progress(progress))) - 1.0
+
+
+def dann_lr_factor(progress: float, alpha: float = 10.0, beta: float = 0.75) -> float:
+    """DANN's learning-rate annealing factor 1 / (1 + α p)^β (1 at the start, 0.17 at the end)."""
+    return 1.0 / (1.0 + alpha * _check_progress(progress)) ** beta
+
+
+class DANNSchedule:
+    """After every optimiser step: learning rates μ0 · :func:`dann_lr_factor` and, for a
+    :class:`DomainAdapter` using DANN, its reversal weight ``lambda_max`` · :func:`dann_lambda`.
+
+    Pass it to ``fit(..., scheduler=DANNSchedule(optimizer, model, total_steps))``.
+    """
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        model: DomainAdapter | None,
+        total_steps: int,
+        *,
+        lambda_max: float = 1.0,
+    ) -> None:
+        if not isinstance(total_steps, int) or isinstance(total_steps, bool) or total_steps < 1:
+            raise ValueError(f"total_steps={total_steps!r} must be a positive integer.")
+        self.optimizer, self.model, self.total_steps = optimizer, model, total_steps
+        self.lambda_max = lambda_max
+        self.base_lrs = [group["lr"] for group in optimizer.param_groups]
+        self.steps = 0
+        self._apply()
+
+    def _apply(self) -> None:
+        progress = min(self.steps / self.total_steps, 1.0)
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
+            group["lr"] = base * dann_lr_factor(progress)
+        if self.model is not None and self.model.grl is not None:
+            self.model.grl.lambda_ = self.lambda_max * dann_lambda(progress)
+
+    def step(self) -> None:
+        """Advance one optimiser step."""
+        self.steps += 1
+        self._apply()
+
+    def get_last_lr(self) -> list[float]:
+        """Current learning rate of every parameter group."""
+        return [group["lr"] for group in self.optimizer.param_groups]
+
+
+def domain_discriminator(in_features: int, hidden: int = 1024, layers: int = 2) -> nn.Sequential:
+    """An MLP that outputs one logit per example: > 0 means "target domain"."""
+    for name, value in (("in_features", in_features), ("hidden", hidden), ("layers", layers)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name}={value!r} must be a positive integer.")
+    blocks: list[nn.Module] = []
+    width = in_features
+    for _ in range(layers):
+        blocks += [nn.Linear(width, hidden), nn.ReLU(inplace=True)]
+        width = hidden
+    blocks.append(nn.Linear(width, 1))
+    return nn.Sequential(*blocks)
+
+
+def coral_loss(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Deep CORAL: ‖C_s − C_t‖²_F / (4 d²), C the (unbiased) feature covariances.
+
+    Shapes: source (n_s, d) and target (n_t, d) with n_s, n_t >= 2; returns a scalar.
+    """
+    if source.ndim != 2 or target.ndim != 2 or source.shape[1] != target.shape[1]:
+        raise ValueError(
+            f"coral_loss needs two (n, d) feature matrices with the same d; got "
+            f"{tuple(source.shape)} and {tuple(target.shape)}."
+        )
+    if len(source) < 2 or len(target) < 2:
+        raise ValueError("coral_loss needs at least 2 examples per domain for a covariance.")
+    d = source.shape[1]
+    diff = torch.cov(source.T) - torch.cov(target.T)
+    return (diff * diff).sum() / (4 * d * d)
+
+
+class DomainAdapter(nn.Module):
+    """A classifier trained on a source half and aligned on a target half of every batch.
+
+    ``forward(source, target=None)`` returns the class logits of ``source``. With ``target``
+    (training), it also sets ``aux_loss``: for ``alignment="dann"``, the binary cross-entropy of
+    the domain discriminator on the features of both halves, seen through the gradient reversal
+    layer (so the discriminator learns to tell the domains apart while the features learn to
+    make that impossible); for ``"coral"``, ``coral_weight`` × :func:`coral_loss`; for ``"none"``,
+    zero (source-only training through the same code path).
+
+    The two halves go through the network separately, so in training mode each batch-norm layer
+    normalises each domain with that domain's own statistics (as AdaBN does at test time); with
+    a mixed batch, the discriminator can be fooled while a fresh classifier still separates the
+    domains.
+
+    Args:
+        network: a classifier with ``forward_features(x, upto=...)`` and a ``head`` (SmallCNN).
+        alignment: "dann", "coral" or "none".
+        features: the stage whose output is aligned (default "pool", the head's input).
+        hidden: width of the discriminator's hidden layers (DANN).
+        coral_weight: weight of the CORAL loss.
+    """
+
+    def __init__(
+        self,
+        network: nn.Module,
+        alignment: str = "dann",
+        *,
+        features: str = "pool",
+        hidden: int = 1024,
+        coral_weight: float = 100.0,
+    ) -> None:
+        super().__init__()
+        if alignment not in ALIGNMENTS:
+            raise ValueError(
+                f"alignment={alignment!r} is not known; valid choices: "
+                f"{', '.join(repr(a) for a in ALIGNMENTS)}."
+            )
+        if not hasattr(network, "forward_features") or not hasattr(network, "head"):
+            raise TypeError(
+                f"{type(network).__name__} has no forward_features() and head; "
+                "pass a tlhelpers.models.SmallCNN."
+            )
+        self.network, self.alignment, self.features = network, alignment, features
+        self.coral_weight = coral_weight
+        dim = network.head.in_features
+        self.grl = GradientReversal(0.0) if alignment == "dann" else None
+        self.discriminator = domain_discriminator(dim, hidden) if alignment == "dann" else None
+        self.aux_loss: torch.Tensor = torch.zeros(())
+        self.domain_acc: list[float] = []  # the discriminator's accuracy on each training batch
+
+    def forward(self, source: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
+        feats_s = self.network.forward_features(source, upto=self.features)
+        logits = self.network.head(feats_s)
+        if target is None or self.alignment == "none":
+            self.aux_loss = logits.new_zeros(())
+            return logits
+        feats_t = self.network.forward_features(target, upto=self.features)
+        if self.alignment == "coral":
+            self.aux_loss = self.coral_weight * coral_loss(feats_s, feats_t)
+            return logits
+        assert self.grl is not None and self.discriminator is not None
+        both = torch.cat([feats_s, feats_t])
+        domain_logits = self.discriminator(self.grl(both)).squeeze(1)
+        is_target = torch.cat([feats_s.new_zeros(len(feats_s)), feats_t.new_ones(len(feats_t))])
+        self.aux_loss = F.binary_cross_entropy_with_logits(domain_logits, is_target)
+        with torch.no_grad():
+            self.domain_acc.append(((domain_logits > 0).float() == is_target).float().mean().item())
+        return logits
+
+
+def adaptation_loss(
+    model: DomainAdapter,
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``fit``'s ``loss_fn`` for a :class:`DomainAdapter`: cross-entropy + ``model.aux_loss``."""
+
+    def loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, targets) + model.aux_loss
+
+    return loss
+
+
+class DomainPairLoader:
+    """Batches of ``({"source": xs, "target": xt}, ys)``: labelled source, unlabelled target.
+
+    Each epoch draws every source image once in a random order; target images are drawn at
+    random (with reshuffling), so a small target set is reused. Images are scaled to [0, 1].
+    """
+
+    def __init__(
+        self,
+        source: ImageSet,
+        target: torch.Tensor | ImageSet,
+        batch_size: int = 64,
+        *,
+        seed: int = 0,
+    ) -> None:
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 2:
+            raise ValueError(f"batch_size={batch_size!r} must be an integer >= 2, e.g. 64.")
+        target_images = target.images if isinstance(target, ImageSet) else target
+        if len(source) < batch_size or len(target_images) < batch_size:
+            raise ValueError(
+                f"batch_size={batch_size} is larger than the source ({len(source)}) or the "
+                f"target ({len(target_images)}); use a smaller batch_size."
+            )
+        self.source, self.target = source, target_images
+        self.batch_size = batch_size
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return len(self.source) // self.batch_size
+
+    def __iter__(self) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor]]:
+        order = torch.randperm(len(self.source), generator=self.generator)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            rows = order[start : start + self.batch_size]
+            cols = torch.randint(len(self.target), (self.batch_size,), generator=self.generator)
+            inputs = {
+                "source": to_float(self.source.images[rows]),
+                "target": to_float(self.target[cols]),
+            }
+            yield inputs, self.source.labels[rows]
+
+
+def _batch_norms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+@torch.no_grad()
+def adabn(
+    model: nn.Module,
+    images: torch.Tensor | ImageSet,
+    *,
+    batch_size: int = 256,
+    device: str | torch.device | None = None,
+) -> nn.Module:
+    """AdaBN: replace every batch-norm layer's running statistics by the target's.
+
+    Resets the running mean and variance, then averages the statistics of ``images`` (uint8 or
+    float) over full passes (cumulative average, ``momentum=None`` while it runs). Weights and
+    biases are untouched; the model is returned in eval mode.
+    """
+    norms = _batch_norms(model)
+    if not norms:
+        raise ValueError(f"{type(model).__name__} has no batch-norm layers; AdaBN needs them.")
+    data = images.images if isinstance(images, ImageSet) else images
+    if len(data) == 0:
+        raise ValueError("images is empty; pass the unlabelled target images.")
+    device = device or next(model.parameters()).device
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    try:
+        for start in range(0, len(data), batch_size):
+            batch = data[start : start + batch_size]
+            batch = to_float(batch) if batch.dtype == torch.uint8 else batch
+            model(batch.to(device))
+    finally:
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
+        model.eval()
+    return model
+
+
+def proxy_a_distance(
+    source_features: torch.Tensor | np.ndarray,
+    target_features: torch.Tensor | np.ndarray,
+    *,
+    seed: int = 0,
+    C: float = 1.0,
+) -> float:
+    """Proxy A-distance 2 (1 − 2 ε): ε is the held-out error of a linear domain classifier.
+
+    Equal numbers of source and target rows are used (the larger set is subsampled), features
+    are standardised, and a logistic regression is trained on a random half and tested on the
+    other. 0: the domains are indistinguishable (ε = 0.5); 2: perfectly separable. Values below
+    0 (ε > 0.5, chance fluctuations) are reported as they are.
+    """
+    from sklearn.linear_model import LogisticRegression  # slow import, used here only
+
+    xs, xt = (np.asarray(f, dtype=np.float64) for f in (source_features, target_features))
+    if xs.ndim != 2 or xt.ndim != 2 or xs.shape[1] != xt.shape[1]:
+        raise ValueError(
+            f"proxy_a_distance needs two (n, d) feature matrices with the same d; got "
+            f"{xs.shape} and {xt.shape}."
+        )
+    n = min(len(xs), len(xt))
+    if n < 10:
+        raise ValueError(f"proxy_a_distance needs at least 10 rows per domain; got {n}.")
+    rng = np.random.default_rng(seed)
+    xs, xt = xs[rng.permutation(len(xs))[:n]], xt[rng.permutation(len(xt))[:n]]
+    x = np.concatenate([xs, xt])
+    y = np.concatenate([np.zeros(n), np.ones(n)])
+    x = (x - x.mean(0)) / (x.std(0) + 1e-8)
+    order = rng.permutation(2 * n)
+    train, test = order[:n], order[n:]
+    clf = LogisticRegression(C=C, max_iter=2000).fit(x[train], y[train])
+    error = 1.0 - clf.score(x[test], y[test])
+    return 2.0 * (1.0 - 2.0 * error)
+
+
+def features_of(
+    model: nn.Module, images: torch.Tensor | ImageSet, *, upto: str = "pool", batch_size: int = 512
+) -> torch.Tensor:
+    """Features of ``images`` (uint8 or float) at stage ``upto``, in eval mode without gradients."""
+    data = images.images if isinstance(images, ImageSet) else images
+    was_training = model.training
+    model.eval()
+    out: list[torch.Tensor] = []
+    with torch.no_grad():
+        for start in range(0, len(data), batch_size):
+            batch = data[start : start + batch_size]
+            batch = to_float(batch) if batch.dtype == torch.uint8 else batch
+            out.append(model.forward_features(batch, upto=upto).flatten(1))
+    model.train(was_training)
+    return torch.cat(out)
+
