@@ -18,6 +18,7 @@ EXPECTED_NAMES = [
     "handwritten digits",
     "folders",
     "course checkpoints",
+    "text encoder",
     "offline readiness",
 ]
 

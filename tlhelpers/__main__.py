@@ -65,6 +65,7 @@ def _backbones(args: argparse.Namespace) -> int:
         print(f"{'✓' if ok else '✗'} {name:<17} {info.supervision:<16} {info.source}")
         print(f"  {detail}")
     _torchvision_backbones()
+    _text_backbones()
     return 0
 
 
@@ -83,6 +84,23 @@ def _torchvision_backbones() -> None:
         except CheckpointError as error:
             detail, ok = f"optional, not on this machine: {error}", False
         print(f"{'✓' if ok else '·'} {name:<17} {'supervised':<16} ImageNet ({entry.weights})")
+        print(f"  {detail}")
+
+
+def _text_backbones() -> None:
+    """List the Hugging Face text encoders and where their verified files are (never downloads)."""
+    from tlhelpers.models.checkpoints import CheckpointError
+    from tlhelpers.models.text_backbones import TEXT_BACKBONES, locate_text_model
+
+    for name, entry in TEXT_BACKBONES.items():
+        try:
+            found = locate_text_model(name, allow_download=False)
+            revision = entry.revision[:12]
+            detail = f"{found.source}: {found.directory} (sha256 ok, revision {revision})"
+            ok = True
+        except CheckpointError as error:
+            detail, ok = f"optional, not usable here: {error}", False
+        print(f"{'✓' if ok else '·'} {entry.alias:<17} {'contrastive':<16} {name}")
         print(f"  {detail}")
 
 

