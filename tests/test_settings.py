@@ -19,6 +19,7 @@ from tlhelpers.settings import (
     cache_dir,
     data_dir,
     figures_dir,
+    full_profile_warning,
     get_profile,
     pick_device,
     profile_summary,
@@ -132,3 +133,12 @@ def test_shots_fit_the_pool_and_scratch_runs_where_the_curve_has_points() -> Non
         assert max(profile.shots) <= profile.target_pool_per_class, profile.name
         assert set(profile.scratch_shots) <= set(profile.shots), profile.name
         assert profile.scratch_max_steps > 0
+
+
+def test_full_profile_on_cpu_warns_with_an_estimate() -> None:
+    warning = full_profile_warning(FULL, cuda=False)
+    assert warning is not None and "no CUDA GPU" in warning
+    assert "1-4 hours per notebook" in warning and 'profile = "quick"' in warning
+    assert full_profile_warning(FULL, cuda=True) is None
+    assert full_profile_warning(QUICK, cuda=False) is None
+    assert profile_summary(QUICK).splitlines()[0].strip().startswith("name =")

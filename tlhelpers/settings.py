@@ -29,6 +29,7 @@ __all__ = [
     "cache_dir",
     "data_dir",
     "figures_dir",
+    "full_profile_warning",
     "get_profile",
     "pick_device",
     "profile_summary",
@@ -69,6 +70,13 @@ class Profile:
     scratch_max_steps: int  # cap on a from-scratch run; early stopping on validation ends it
     probe_max_iter: int  # iterations of the logistic-regression linear probe
     num_workers: int  # DataLoader workers (0 keeps notebooks simple and portable)
+    # --- domain adaptation (notebook 06) ---
+    da_source_images: int  # labelled source images of a domain shift
+    da_target_images: int  # unlabelled target images (the oracle uses their labels)
+    da_test_images: int  # labelled target test images
+    da_steps: int  # source-only training steps before adapting (the shared starting point)
+    da_adapt_steps: int  # further steps for every method: source-only, CORAL, DANN
+    da_seeds: tuple[int, ...]  # seeds the adaptation results are averaged over
 
 
 QUICK = Profile(
@@ -92,6 +100,12 @@ QUICK = Profile(
     scratch_max_steps=1_000,
     probe_max_iter=300,
     num_workers=0,
+    da_source_images=6_000,
+    da_target_images=3_000,
+    da_test_images=1_000,
+    da_steps=600,
+    da_adapt_steps=400,
+    da_seeds=(0, 1),
 )
 
 FULL = Profile(
@@ -115,6 +129,12 @@ FULL = Profile(
     scratch_max_steps=3_000,
     probe_max_iter=1000,
     num_workers=2,
+    da_source_images=20_000,
+    da_target_images=10_000,
+    da_test_images=2_000,
+    da_steps=3_000,
+    da_adapt_steps=6_000,
+    da_seeds=(0, 1, 2),
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (QUICK, FULL)}
@@ -134,9 +154,35 @@ def get_profile(name: str | Profile) -> Profile:
     return PROFILES[name]
 
 
+FULL_TO_QUICK_WORK = (80, 100)
+"""How many times more training the full profile does than the quick one (a range over the
+notebooks: images × epochs or steps × seeds, times the networks' summed squared widths)."""
+
+
+def full_profile_warning(profile: Profile, *, cuda: bool | None = None) -> str | None:
+    """A warning with a rough CPU-time estimate when ``full`` runs without a CUDA GPU, else None.
+
+    The estimate is the quick profile's measured 1–2.5 minutes per notebook on a 2-core CPU
+    (slides/TEACHING.md) times :data:`FULL_TO_QUICK_WORK`, assuming CPU time grows with the
+    training work: a range, not a measurement.
+    """
+    cuda = torch.cuda.is_available() if cuda is None else cuda
+    if profile.name != "full" or cuda:
+        return None
+    low, high = FULL_TO_QUICK_WORK
+    return (
+        "WARNING: the 'full' profile is sized for one GPU (about 10 minutes per notebook), but "
+        f"torch sees no CUDA GPU here. It does {low}-{high}x the quick profile's training, so on "
+        f"a CPU expect roughly {low * 1 / 60:.0f}-{high * 2.5 / 60:.0f} hours per notebook. "
+        'Set profile = "quick" in the parameters cell (or PROFILE=quick) unless that is meant.'
+    )
+
+
 def profile_summary(profile: Profile) -> str:
-    """One line per field, for a notebook's setup cell."""
-    return "\n".join(f"{f.name:>22} = {getattr(profile, f.name)!r}" for f in fields(profile))
+    """One line per field, for a notebook's setup cell; starts with the full-on-CPU warning."""
+    lines = [f"{f.name:>22} = {getattr(profile, f.name)!r}" for f in fields(profile)]
+    warning = full_profile_warning(profile)
+    return "\n".join([warning, *lines] if warning else lines)
 
 
 def repo_root() -> Path:
