@@ -124,7 +124,7 @@ def test_adabn_changes_only_batch_norm_statistics() -> None:
 def test_domain_adapter_trains_with_fit_and_reverses_the_feature_gradient() -> None:
     torch.manual_seed(0)
     source, target = _images(64, seed=2), _images(64, seed=3, shift=120)
-    model = DomainAdapter(SmallCNN(10, widths=WIDTHS), "dann", hidden=16)
+    model = DomainAdapter(SmallCNN(10, widths=WIDTHS), "dann", hidden=16, batches="separate")
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     loader = DomainPairLoader(source, target, batch_size=16, seed=0)
     schedule = DANNSchedule(optimizer, model, total_steps=8)
@@ -151,7 +151,9 @@ def test_domain_adapter_trains_with_fit_and_reverses_the_feature_gradient() -> N
 @pytest.mark.parametrize("alignment", ["coral", "none"])
 def test_other_alignments_set_their_aux_loss(alignment: str) -> None:
     torch.manual_seed(0)
-    model = DomainAdapter(SmallCNN(10, widths=WIDTHS), alignment, coral_weight=10.0)
+    model = DomainAdapter(
+        SmallCNN(10, widths=WIDTHS), alignment, coral_weight=10.0, batches="separate"
+    )
     xs, xt = _images(8, seed=4).as_float(), _images(8, seed=5, shift=120).as_float()
     logits = model(xs, xt)
     assert logits.shape == (8, 10)
@@ -208,3 +210,20 @@ def test_features_of_matches_forward_features() -> None:
     with torch.no_grad():
         expected = model.forward_features(images.as_float(), upto="pool")
     assert torch.allclose(features_of(model, images, batch_size=5), expected, atol=1e-6)
+
+
+def test_mixed_batches_share_batch_norm_statistics_and_separate_ones_do_not() -> None:
+    torch.manual_seed(0)
+    network = SmallCNN(10, widths=WIDTHS).train()
+    xs, xt = _images(8, seed=9).as_float(), _images(8, seed=10, shift=120).as_float()
+    joint = network.forward_features(torch.cat([xs, xt]), upto="pool")
+    alone = torch.cat([network.forward_features(x, upto="pool") for x in (xs, xt)])
+    for batches, expected in (("mixed", joint), ("separate", alone)):
+        model = DomainAdapter(network, "coral", coral_weight=1.0, batches=batches).train()
+        model(xs, xt)
+        assert model.aux_loss.item() == pytest.approx(
+            coral_loss(expected[:8], expected[8:]).item(), rel=1e-4
+        ), batches
+    assert not torch.allclose(joint, alone, atol=1e-3)
+    with pytest.raises(ValueError, match="'together' is not known"):
+        DomainAdapter(network, "dann", batches="together")

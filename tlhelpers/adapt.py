@@ -33,6 +33,7 @@ from tlhelpers.data.imageset import ImageSet, to_float
 
 __all__ = [
     "ALIGNMENTS",
+    "BATCHES",
     "DANNSchedule",
     "DomainAdapter",
     "DomainPairLoader",
@@ -49,6 +50,7 @@ __all__ = [
 ]
 
 ALIGNMENTS = ("dann", "coral", "none")
+BATCHES = ("mixed", "separate")
 
 
 class _GradReverse(torch.autograd.Function):
@@ -182,10 +184,10 @@ class DomainAdapter(nn.Module):
     make that impossible); for ``"coral"``, ``coral_weight`` × :func:`coral_loss`; for ``"none"``,
     zero (source-only training through the same code path).
 
-    The two halves go through the network separately, so in training mode each batch-norm layer
-    normalises each domain with that domain's own statistics (as AdaBN does at test time); with
-    a mixed batch, the discriminator can be fooled while a fresh classifier still separates the
-    domains.
+    ``batches="mixed"`` (the default, as in the DANN paper) sends both halves through the
+    network as one batch, so batch norm normalises them with shared statistics;
+    ``batches="separate"`` sends them one after the other, so each domain is normalised with its
+    own statistics in training (as AdaBN does at test time).
 
     Args:
         network: a classifier with ``forward_features(x, upto=...)`` and a ``head`` (SmallCNN).
@@ -193,6 +195,7 @@ class DomainAdapter(nn.Module):
         features: the stage whose output is aligned (default "pool", the head's input).
         hidden: width of the discriminator's hidden layers (DANN).
         coral_weight: weight of the CORAL loss.
+        batches: "mixed" or "separate" (see above).
     """
 
     def __init__(
@@ -203,8 +206,15 @@ class DomainAdapter(nn.Module):
         features: str = "pool",
         hidden: int = 1024,
         coral_weight: float = 100.0,
+        batches: str = "mixed",
     ) -> None:
         super().__init__()
+        if batches not in BATCHES:
+            raise ValueError(
+                f"batches={batches!r} is not known; valid choices: "
+                f"{', '.join(repr(b) for b in BATCHES)}."
+            )
+        self.batches = batches
         if alignment not in ALIGNMENTS:
             raise ValueError(
                 f"alignment={alignment!r} is not known; valid choices: "
@@ -224,12 +234,17 @@ class DomainAdapter(nn.Module):
         self.domain_acc: list[float] = []  # the discriminator's accuracy on each training batch
 
     def forward(self, source: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
-        feats_s = self.network.forward_features(source, upto=self.features)
-        logits = self.network.head(feats_s)
         if target is None or self.alignment == "none":
+            logits = self.network.head(self.network.forward_features(source, upto=self.features))
             self.aux_loss = logits.new_zeros(())
             return logits
-        feats_t = self.network.forward_features(target, upto=self.features)
+        if self.batches == "mixed":
+            both = self.network.forward_features(torch.cat([source, target]), upto=self.features)
+            feats_s, feats_t = both[: len(source)], both[len(source) :]
+        else:
+            feats_s = self.network.forward_features(source, upto=self.features)
+            feats_t = self.network.forward_features(target, upto=self.features)
+        logits = self.network.head(feats_s)
         if self.alignment == "coral":
             self.aux_loss = self.coral_weight * coral_loss(feats_s, feats_t)
             return logits
