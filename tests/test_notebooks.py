@@ -29,7 +29,8 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 # Seconds of cell execution allowed in the quick profile on a 2-core CPU, from an empty cache.
 BUDGETS_S = {"00_welcome": 60, "01_pretraining": 120, "02_feature_extraction": 120,
-             "03_fine_tuning": 180, "04_negative_transfer": 120}
+             "03_fine_tuning": 180, "04_negative_transfer": 120, "05_cv_vs_nlp": 240,
+             "06_domain_adaptation": 180}
 HEADROOM_S = 45  # extra wall-clock allowance: kernel start, papermill, namespace set-up
 EXECUTED_DIR = ROOT / "build" / "executed" / "quick"
 FIGURES_DIR = ROOT / "build" / "figures-test"

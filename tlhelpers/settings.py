@@ -69,6 +69,12 @@ class Profile:
     scratch_shots: tuple[int, ...]  # k values where a from-scratch baseline is trained
     scratch_max_steps: int  # cap on a from-scratch run; early stopping on validation ends it
     probe_max_iter: int  # iterations of the logistic-regression linear probe
+    # --- text (notebook 05: all-MiniLM-L6-v2 on the review corpus) ---
+    text_max_length: int  # tokens per review at most, [CLS] and [SEP] included
+    text_batch_size: int  # reviews per fine-tuning step
+    text_steps: int  # optimiser steps of every text fine-tuning run
+    text_lr: float  # peak learning rate for fine-tuning the pretrained transformer
+    text_seeds: tuple[int, ...]  # seeds each text fine-tuning run is repeated for
     num_workers: int  # DataLoader workers (0 keeps notebooks simple and portable)
     # --- domain adaptation (notebook 06) ---
     da_source_images: int  # labelled source images of a domain shift
@@ -77,6 +83,7 @@ class Profile:
     da_steps: int  # source-only training steps before adapting (the shared starting point)
     da_adapt_steps: int  # further steps for every method: source-only, CORAL, DANN
     da_seeds: tuple[int, ...]  # seeds the adaptation results are averaged over
+    da_widths: tuple[int, int, int, int]  # SmallCNN widths for domain adaptation
 
 
 QUICK = Profile(
@@ -99,13 +106,19 @@ QUICK = Profile(
     scratch_shots=(1, 5, 10),
     scratch_max_steps=1_000,
     probe_max_iter=300,
+    text_max_length=64,
+    text_batch_size=16,
+    text_steps=40,
+    text_lr=2e-4,
+    text_seeds=(0,),
     num_workers=0,
     da_source_images=6_000,
     da_target_images=3_000,
     da_test_images=1_000,
-    da_steps=600,
-    da_adapt_steps=400,
+    da_steps=500,
+    da_adapt_steps=300,
     da_seeds=(0, 1),
+    da_widths=(16, 16, 32, 64),
 )
 
 FULL = Profile(
@@ -128,6 +141,11 @@ FULL = Profile(
     scratch_shots=(1, 5, 10, 50, 100),
     scratch_max_steps=3_000,
     probe_max_iter=1000,
+    text_max_length=128,
+    text_batch_size=16,
+    text_steps=250,
+    text_lr=1e-4,
+    text_seeds=(0, 1, 2),
     num_workers=2,
     da_source_images=20_000,
     da_target_images=10_000,
@@ -135,6 +153,7 @@ FULL = Profile(
     da_steps=3_000,
     da_adapt_steps=6_000,
     da_seeds=(0, 1, 2),
+    da_widths=(32, 32, 64, 128),
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (QUICK, FULL)}
