@@ -61,6 +61,8 @@ MEASURED_QUICK_S = {
     "02_feature_extraction": 82.0,
     "03_fine_tuning": 138.0,
     "04_negative_transfer": 60.0,
+    "05_cv_vs_nlp": 250.0,
+    "06_domain_adaptation": 175.0,
 }
 
 
