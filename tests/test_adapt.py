@@ -192,6 +192,21 @@ def test_proxy_a_distance_ranges() -> None:
         proxy_a_distance(np.zeros((5, 3)), np.zeros((5, 3)))
 
 
+def test_discriminator_depth_and_width_follow_the_arguments() -> None:
+    network = SmallCNN(10, widths=WIDTHS)
+    small = DomainAdapter(network, "dann", hidden=100, layers=1).discriminator
+    assert small is not None
+    linears = [m for m in small if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [
+        (network.head.in_features, 100), (100, 1)]
+    large = DomainAdapter(SmallCNN(10, widths=WIDTHS), "dann").discriminator
+    assert large is not None
+    assert [m.out_features for m in large if isinstance(m, torch.nn.Linear)] == [1024, 1024, 1]
+    assert DomainAdapter(SmallCNN(10, widths=WIDTHS), "coral", layers=1).discriminator is None
+    with pytest.raises(ValueError, match="layers=0"):
+        DomainAdapter(SmallCNN(10, widths=WIDTHS), "dann", layers=0)
+
+
 def test_bad_arguments_are_named() -> None:
     with pytest.raises(ValueError, match="'adversarial' is not known"):
         DomainAdapter(SmallCNN(10, widths=WIDTHS), "adversarial")

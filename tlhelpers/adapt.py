@@ -194,6 +194,8 @@ class DomainAdapter(nn.Module):
         alignment: "dann", "coral" or "none".
         features: the stage whose output is aligned (default "pool", the head's input).
         hidden: width of the discriminator's hidden layers (DANN).
+        layers: number of hidden layers of the discriminator (DANN). The DANN paper's small
+            MNIST network uses one of 100 units; its SVHN network two of 1,024 (the defaults).
         coral_weight: weight of the CORAL loss.
         batches: "mixed" or "separate" (see above).
     """
@@ -205,6 +207,7 @@ class DomainAdapter(nn.Module):
         *,
         features: str = "pool",
         hidden: int = 1024,
+        layers: int = 2,
         coral_weight: float = 100.0,
         batches: str = "mixed",
     ) -> None:
@@ -229,7 +232,9 @@ class DomainAdapter(nn.Module):
         self.coral_weight = coral_weight
         dim = network.head.in_features
         self.grl = GradientReversal(0.0) if alignment == "dann" else None
-        self.discriminator = domain_discriminator(dim, hidden) if alignment == "dann" else None
+        self.discriminator = (
+            domain_discriminator(dim, hidden, layers) if alignment == "dann" else None
+        )
         self.aux_loss: torch.Tensor = torch.zeros(())
         self.domain_acc: list[float] = []  # the discriminator's accuracy on each training batch
 

@@ -33,8 +33,11 @@ from typing import Any
 __all__ = [
     "MEASURED_QUICK_S",
     "PROFILES",
+    "REFERENCE_IMAGES_PER_S",
     "CellTiming",
     "NotebookRun",
+    "budget_scale",
+    "cpu_training_speed",
     "find_notebooks",
     "full_profile_warning",
     "main",
@@ -64,6 +67,47 @@ MEASURED_QUICK_S = {
     "05_cv_vs_nlp": 250.0,
     "06_domain_adaptation": 175.0,
 }
+
+
+# Training speed of the machine the budgets and MEASURED_QUICK_S were set on, in images per
+# second, by cpu_training_speed(): the course's 2-core reference CPU, where a ~150k-parameter
+# CNN of this shape trains at about 2,150 images/s (the scoping measurements of the course).
+REFERENCE_IMAGES_PER_S = 2150.0
+
+
+def cpu_training_speed(steps: int = 12, batch_size: int = 128) -> float:
+    """Images per second of training steps of the quick profile's SmallCNN on this CPU.
+
+    A fixed workload (32×32 RGB batches, channels-last, AdamW) after two warm-up steps, so
+    notebook budgets can be compared across machines: see :func:`budget_scale`.
+    """
+    import torch
+
+    from tlhelpers.models import SmallCNN
+    from tlhelpers.settings import QUICK
+
+    generator = torch.Generator().manual_seed(0)
+    model = SmallCNN(26, widths=QUICK.widths).to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x = torch.rand(batch_size, 3, 32, 32, generator=generator)
+    x = x.contiguous(memory_format=torch.channels_last)
+    y = torch.randint(26, (batch_size,), generator=generator)
+    model.train()
+    for step in range(steps + 2):
+        if step == 2:
+            start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def budget_scale(images_per_s: float, max_scale: float = 2.0) -> float:
+    """How much longer than on the reference CPU this machine may take: at least 1, at most
+    ``max_scale`` (a machine slower than that fails the budgets instead of hiding a slowdown)."""
+    if not images_per_s > 0:
+        raise ValueError(f"images_per_s={images_per_s!r} must be a positive speed.")
+    return min(max(REFERENCE_IMAGES_PER_S / images_per_s, 1.0), max_scale)
 
 
 @dataclass(frozen=True)
