@@ -9,7 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -51,16 +51,27 @@ def _close_figures() -> Iterator[None]:
         sys.modules["matplotlib.pyplot"].close("all")
 
 
-@pytest.fixture(scope="session")
-def runner() -> ModuleType:
-    """``tools/run_notebooks.py`` as a module (it is a script, not part of the package)."""
-    path = ROOT / "tools" / "run_notebooks.py"
-    spec = importlib.util.spec_from_file_location("run_notebooks", path)
+def load_tool(name: str) -> ModuleType:
+    """``tools/<name>.py`` as a module (the tools are scripts, not part of the package)."""
+    path = ROOT / "tools" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None, f"cannot load {path}"
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up here
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="session")
+def tool() -> Callable[[str], ModuleType]:
+    """Loads a script of ``tools/`` as a module: ``tool("make_slides")``."""
+    return load_tool
+
+
+@pytest.fixture(scope="session")
+def runner() -> ModuleType:
+    """``tools/run_notebooks.py`` as a module."""
+    return load_tool("run_notebooks")
 
 
 @pytest.fixture

@@ -3,8 +3,7 @@ student notebook runs, offline where possible, up to and including its first exe
 
 from __future__ import annotations
 
-import importlib.util
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -16,15 +15,9 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
 @pytest.fixture(scope="module")
-def exercises() -> ModuleType:
+def exercises(tool: Callable[[str], ModuleType]) -> ModuleType:
     """``tools/make_exercises.py`` as a module."""
-    path = ROOT / "tools" / "make_exercises.py"
-    spec = importlib.util.spec_from_file_location("make_exercises", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return tool("make_exercises")
 
 
 def _tags(cell: nbformat.NotebookNode) -> list[str]:

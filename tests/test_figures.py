@@ -5,9 +5,8 @@ full profile without a GPU warns with an estimate."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -18,15 +17,9 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
 @pytest.fixture(scope="module")
-def figures() -> ModuleType:
+def figures(tool: Callable[[str], ModuleType]) -> ModuleType:
     """``tools/figure_index.py`` as a module."""
-    path = ROOT / "tools" / "figure_index.py"
-    spec = importlib.util.spec_from_file_location("figure_index", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return tool("figure_index")
 
 
 def _notebook(*cells: dict, parameters: dict | None = None) -> dict:

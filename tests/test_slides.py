@@ -5,12 +5,11 @@ browser that opens a deck from disk with no network, shows its figure and fetche
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import os
 import shutil
 import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -24,26 +23,16 @@ BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stab
 LOCAL_SCHEMES = ("file:", "data:", "about:", "blob:", "chrome:", "chrome-error:", "devtools:")
 
 
-def _load(name: str) -> ModuleType:
-    path = ROOT / "tools" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def marker() -> ModuleType:
+def marker(tool: Callable[[str], ModuleType]) -> ModuleType:
     """``tools/mark_slides.py`` as a module."""
-    return _load("mark_slides")
+    return tool("mark_slides")
 
 
 @pytest.fixture(scope="module")
-def slides() -> ModuleType:
+def slides(tool: Callable[[str], ModuleType]) -> ModuleType:
     """``tools/make_slides.py`` as a module."""
-    return _load("make_slides")
+    return tool("make_slides")
 
 
 def _types(notebook: nbformat.NotebookNode) -> list[str]:

@@ -3,9 +3,9 @@ npm package, ``tools/lint_workflows.py``), and they run what the README says the
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -17,15 +17,9 @@ WORKFLOWS = ROOT / ".github" / "workflows"
 
 
 @pytest.fixture(scope="module")
-def linter() -> ModuleType:
+def linter(tool: Callable[[str], ModuleType]) -> ModuleType:
     """``tools/lint_workflows.py`` as a module."""
-    path = ROOT / "tools" / "lint_workflows.py"
-    spec = importlib.util.spec_from_file_location("lint_workflows", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return tool("lint_workflows")
 
 
 @pytest.fixture(scope="module")
