@@ -4,12 +4,14 @@ npm package, ``tools/lint_workflows.py``), and they run what the README says the
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,8 +114,6 @@ UNSTABLE_CALLS = ("perf_counter", "time.time", "fit(", "save_figure", "pretrain(
 
 
 def _tagged_cells() -> list[tuple[str, int, str]]:
-    import nbformat
-
     found = []
     for path in NOTEBOOKS:
         for index, cell in enumerate(nbformat.read(path, as_version=4).cells):
@@ -137,8 +137,6 @@ def test_stable_outputs_are_tagged_for_nbval() -> None:
 
 
 def _nbval_notebook(path: Path, stored_output: str) -> None:
-    import nbformat
-
     cell = nbformat.v4.new_code_cell(
         'print("gradient:", [-0.5 * v for v in (1.0, 2.0, 3.0)])',
         metadata={"tags": [NBVAL_TAG]},
@@ -158,8 +156,6 @@ def _nbval_notebook(path: Path, stored_output: str) -> None:
                                                  ("gradient: [0.5, 1.0, 1.5]\n", False)])
 def test_nbval_lax_compares_only_tagged_cells(tmp_path: Path, stored: str, passes: bool) -> None:
     """The GPU job's nbval command fails when a tagged output changes, and ignores the rest."""
-    import subprocess
-
     path = tmp_path / "stable.ipynb"
     _nbval_notebook(path, stored)
     proc = subprocess.run(
