@@ -36,7 +36,7 @@ def test_greater_passes_prints_and_returns_claim(capsys: pytest.CaptureFixture[s
     assert isinstance(claim, Claim) and claim.passed
     out = capsys.readouterr().out.strip()
     assert out == str(claim)
-    assert out.startswith("✓ pretrained > scratch — ")
+    assert out.startswith("✓ pretrained > scratch: ")
     assert "91.25%" in out and "71.5%" in out and "19.75%" in out
     assert out.count("\n") == 0
 
@@ -52,7 +52,7 @@ def test_greater_fails_with_numbers() -> None:
 
 def test_greater_margin() -> None:
     claim_greater(10.0, 4.0, margin=5.0, a_label="a", b_label="b")
-    with pytest.raises(ClaimError, match=r"by more than 5 .*margin 5"):
+    with pytest.raises(ClaimError, match=r"by more than 5: 10 vs 6; \+4 ≤ 5"):
         claim_greater(10.0, 6.0, margin=5.0, a_label="a", b_label="b")
     with pytest.raises(ClaimError):  # strictly more than the margin
         claim_greater(10.0, 5.0, margin=5.0, a_label="a", b_label="b")
@@ -64,9 +64,10 @@ def test_greater_per_seed_compares_means_and_shows_spread(
     claim = claim_greater(
         [90.0, 92.0, 94.0], np.array([70.0, 95.0, 75.0]), a_label="ft", b_label="lp", unit="%"
     )
-    assert "ft 92 ± 2% (n=3)" in claim.details
-    assert "lp 80 ± 13.23" not in claim.details  # std shown to two significant digits
-    assert "lp 80 ± 13% (n=3)" in claim.details
+    assert claim.details.startswith("92 ± 2% (n=3) vs ")
+    assert "80 ± 13.23" not in claim.details  # sd shown to two significant digits
+    assert "vs 80 ± 13% (n=3)" in claim.details
+    assert "ft" not in claim.details  # the statement already names both sides
     assert "✓" in capsys.readouterr().out
 
 
@@ -74,9 +75,9 @@ def test_greater_every_seed() -> None:
     claim = claim_greater(
         [5, 6, 7], [1, 2, 3], margin=3.0, every_seed=True, a_label="a", b_label="b"
     )
-    assert "on every seed" in claim.statement and "smallest per-seed difference 4" in claim.details
+    assert "on every seed" in claim.statement and "worst run +4" in claim.details
     # the means differ enough but seed 1 does not
-    with pytest.raises(ClaimError, match=r"smallest per-seed difference -5 \(seed position 1\)"):
+    with pytest.raises(ClaimError, match=r"worst run -5"):
         claim_greater([90, 70, 95], [60, 75, 60], every_seed=True, a_label="a", b_label="b")
     # a single number is compared with every seed
     claim_greater(torch.tensor([0.5, 0.6]), 0.1, every_seed=True, a_label="a", b_label="chance")
@@ -116,20 +117,20 @@ def test_at_least() -> None:
     claim = claim_at_least(0.93, 0.9, label="source accuracy")
     assert claim.statement == "source accuracy ≥ 0.9"
     assert claim_at_least(0.9, 0.9, label="x").passed  # inclusive
-    with pytest.raises(ClaimError, match=r"source accuracy 0\.85; threshold 0\.9"):
+    with pytest.raises(ClaimError, match=r"≥ 0\.9: 0\.85; threshold 0\.9"):
         claim_at_least(0.85, 0.9, label="source accuracy")
 
 
 def test_at_least_every_seed() -> None:
     claim_at_least([91, 93], 90, label="acc", unit="%")  # mean
-    with pytest.raises(ClaimError, match="per seed 95, 89"):
+    with pytest.raises(ClaimError, match="runs 95, 89"):
         claim_at_least([95, 89], 90, label="acc", unit="%", every_seed=True)
 
 
 def test_at_most() -> None:
     claim = claim_at_most(42.0, 60, label="seconds", unit="s")
-    assert "seconds 42 s" in claim.details and "threshold 60 s" in claim.details
-    with pytest.raises(ClaimError, match=r"seconds 61\.5 s"):
+    assert claim.details == "42 s; threshold 60 s"
+    with pytest.raises(ClaimError, match=r": 61\.5 s"):
         claim_at_most(61.5, 60, label="seconds", unit="s")
     with pytest.raises(ClaimError, match="is NaN"):
         claim_at_most(NAN, 60, label="seconds")
@@ -141,7 +142,7 @@ def test_between() -> None:
     claim = claim_between(0.5, 0.0, 1.0, label="ratio")
     assert "interval [0, 1]" in claim.details
     assert claim_between(1.0, 0.0, 1.0, label="ratio").passed  # inclusive
-    with pytest.raises(ClaimError, match=r"ratio 1\.2; interval \[0, 1\]"):
+    with pytest.raises(ClaimError, match=r": 1\.2; interval \[0, 1\]"):
         claim_between(1.2, 0.0, 1.0, label="ratio")
     with pytest.raises(ClaimError):
         claim_between([0.5, 1.5], 0.0, 1.2, label="ratio", every_seed=True)
@@ -171,8 +172,8 @@ def test_close() -> None:
 def test_true(capsys: pytest.CaptureFixture[str]) -> None:
     claim = claim_true(np.bool_(True), statement="early layers transfer", details="cos 0.91")
     assert claim.passed
-    assert capsys.readouterr().out.strip() == "✓ early layers transfer — cos 0.91"
-    with pytest.raises(ClaimError, match=r"✗ later layers transfer — cos 0\.12"):
+    assert capsys.readouterr().out.strip() == "✓ early layers transfer: cos 0.91"
+    with pytest.raises(ClaimError, match=r"✗ later layers transfer: cos 0\.12"):
         claim_true(False, statement="later layers transfer", details="cos 0.12")
     with pytest.raises(TypeError, match="not a bool"):
         claim_true(1, statement="x")  # type: ignore[arg-type]
@@ -208,3 +209,67 @@ def test_claim_error_survives_pickling() -> None:
         claim_at_least(1.0, 2.0, label="x")
     copy = pickle.loads(pickle.dumps(info.value))
     assert copy.claim == info.value.claim and str(copy) == str(info.value)
+
+
+# --- short lines, slack, the log and report ------------------------------------------------------
+
+
+def test_single_runs_show_no_spread_and_lines_stay_short() -> None:
+    claim = claim_greater([91.0], [80.0], a_label="fine-tuned", b_label="probe", unit="%")
+    assert "±" not in claim.details and "n=1" not in claim.details
+    claim = claim_greater(
+        [91.0, 92.0, 90.5], [80.0, 81.0, 79.0], margin=5, every_seed=True,
+        a_label="fine-tuned", b_label="probe", unit="%",
+    )
+    assert len(str(claim)) <= 120, str(claim)
+    assert str(claim).count("fine-tuned") == 1  # the label is not repeated
+
+
+def test_custom_statement_keeps_the_labels_it_does_not_name() -> None:
+    claim = claim_greater(3.0, 1.0, a_label="ft", b_label="lp", statement="fine-tuning wins")
+    assert claim.details.startswith("ft 3 vs lp 1")
+
+
+def test_slack_is_the_distance_from_failing() -> None:
+    assert claim_greater(10.0, 4.0, margin=5.0, a_label="a", b_label="b").slack == 1.0
+    assert claim_greater([9, 12], [4, 4], margin=4, every_seed=True, a_label="a",
+                         b_label="b").slack == 1.0  # the worst run, not the mean
+    assert claim_at_least([91, 95], 90, label="acc", every_seed=True).slack == 1.0
+    assert claim_at_most(42.0, 60, label="s").slack == 18.0
+    assert claim_between(0.25, 0.0, 1.0, label="r").slack == 0.25
+    assert claim_close(1.0, 1.5, tolerance=2.0, a_label="a", b_label="b").slack == 1.5
+    assert claim_true(True, statement="x").slack is None
+
+
+def test_claims_log_records_passes_and_failures(
+    tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    log = tmp_path / "claims.jsonl"
+    monkeypatch.setenv("TL_CLAIMS_LOG", str(log))
+    claim_at_least([91, 95], 90, label="acc", unit="%")
+    with pytest.raises(ClaimError):
+        claim_greater(1.0, 2.0, a_label="a", b_label="b")
+    first, second = (json.loads(line) for line in log.read_text().splitlines())
+    assert first["passed"] and first["slack"] == 3.0 and first["bound"] == 90 and first["n"] == 2
+    assert not second["passed"] and second["slack"] == -1.0 and second["statement"] == "a > b"
+
+
+def test_claim_is_not_echoed_in_a_notebook() -> None:
+    claim = claim_true(True, statement="x")
+    assert claim._ipython_display_() is None  # IPython calls this instead of showing the repr
+
+
+def test_report_prints_the_sentence_after_its_claims(capsys: pytest.CaptureFixture[str]) -> None:
+    from tlhelpers.claims import report
+
+    gap = 12.3
+    report(f"Fine-tuning leads by {gap:.1f} points.",
+           claim_greater(92.3, 80.0, a_label="ft", b_label="lp"))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("✓ ft > lp") and lines[1] == "Fine-tuning leads by 12.3 points."
+    with pytest.raises(TypeError, match="at least one Claim"):
+        report("A sentence nothing checks.")
+    with pytest.raises(ValueError, match="sentence"):
+        report("", claim_true(True, statement="x"))

@@ -142,3 +142,42 @@ def test_full_profile_on_cpu_warns_with_an_estimate() -> None:
     assert full_profile_warning(FULL, cuda=True) is None
     assert full_profile_warning(QUICK, cuda=False) is None
     assert profile_summary(QUICK).splitlines()[0].strip().startswith("name =")
+
+
+def test_run_seeds_never_overlap_between_seed_parameters() -> None:
+    from tlhelpers.settings import SEED_STRIDE, run_seeds
+
+    assert run_seeds(0, 3) == [0, 1, 2]  # seed 0 keeps the runs it always had
+    assert run_seeds(0, QUICK.seeds) == [0 + s for s in QUICK.seeds]
+    seen: dict[int, int] = {}
+    for parameter in range(50):
+        for n in (1, 2, 3, 5):
+            for run in run_seeds(parameter, n):
+                assert seen.setdefault(run, parameter) == parameter, (run, parameter)
+    assert run_seeds(2, (0, 4)) == [2 * SEED_STRIDE, 2 * SEED_STRIDE + 4]
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "0"])
+def test_run_seeds_rejects_bad_seed(bad: object) -> None:
+    from tlhelpers.settings import run_seeds
+
+    with pytest.raises(ValueError, match="seed="):
+        run_seeds(bad, 3)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", [0, -2, (), (0, 0), (1000,), (0.5,)])
+def test_run_seeds_rejects_bad_count(bad: object) -> None:
+    from tlhelpers.settings import run_seeds
+
+    with pytest.raises(ValueError, match="count="):
+        run_seeds(0, bad)  # type: ignore[arg-type]
+
+
+def test_profile_summary_lists_only_the_fields_used() -> None:
+    text = profile_summary(QUICK, used=["shots", "seeds"])
+    names = [line.split("=")[0].strip() for line in text.splitlines()]
+    assert names == ["name", "shots", "seeds"]
+    with pytest.raises(ValueError, match=r"not Profile fields.*valid fields"):
+        profile_summary(QUICK, used=["shot"])
+    with pytest.raises(TypeError, match="list of field names"):
+        profile_summary(QUICK, used="shots")  # type: ignore[arg-type]

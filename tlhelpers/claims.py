@@ -1,25 +1,36 @@
 """Claims as tests: a notebook's prose states a result, and the code next to it checks it.
 
 Each ``claim_*`` function compares numbers the notebook has just computed. When the claim holds
-it prints one line, ``✓ <statement> — <numbers>``, and returns a :class:`Claim`; when it does
-not, it raises :class:`ClaimError` (an ``AssertionError``) showing the same numbers, so a
-notebook run under test fails exactly where its text and its results disagree.
+it prints one short line, ``✓ <statement>: <numbers>``, and returns a :class:`Claim` (which a
+notebook does not echo again); when it does not, it raises :class:`ClaimError` (an
+``AssertionError``) showing the same numbers, so a notebook run under test fails exactly where
+its text and its results disagree. :func:`report` renders a sentence whose numbers come from
+variables, next to the claims that check it, so prose and numbers cannot drift apart.
 
-Values may be single numbers or one number per seed (a list, array or tensor). Per-seed values
-are compared by their means and shown as ``mean ± std (n=…)``; ``every_seed=True`` also requires
-the claim to hold seed by seed. A NaN never passes a claim.
+Values may be single numbers or one number per run (a list, array or tensor). Per-run values
+are compared by their means and shown as ``mean ± sd (n=…)``, where ± is the **sample standard
+deviation** over runs: the course's one uncertainty convention (see :mod:`tlhelpers.stats` for
+why the sd and not an interval). A single run is shown as a number alone. ``every_seed=True``
+also requires the claim to hold run by run; use it wherever the prose says "on every seed" or
+"always". A NaN never passes a claim.
+
+When ``TL_CLAIMS_LOG`` names a file, every claim (passed or failed) appends one JSON line to it
+with its value, bound and slack (how far it was from failing); ``make claims-report`` reads them.
 
 Example::
 
     claim_greater(pretrained_acc, scratch_acc, margin=5.0, unit="%",
                   a_label="pretrained", b_label="from scratch")
-    # ✓ pretrained > from scratch by more than 5% — pretrained 91.3 ± 1.2% (n=3) vs …
+    # ✓ pretrained > from scratch by more than 5%: 91.3 ± 1.2% vs 42 ± 3.1% (n=3); +49.3% > 5%
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,6 +45,7 @@ __all__ = [
     "claim_greater",
     "claim_true",
     "format_number",
+    "report",
 ]
 
 # A number, or one number per seed: a list, tuple, NumPy array or torch tensor.
@@ -45,7 +57,7 @@ class ClaimError(AssertionError):
 
     def __init__(self, claim: Claim) -> None:
         super().__init__(
-            f"✗ {claim.statement} — {claim.details}. The notebook states this result but the "
+            f"✗ {claim.statement}: {claim.details}. The notebook states this result but the "
             "numbers just computed do not support it; check the experiment above (and whether "
             "it holds for other seeds) before changing the text."
         )
@@ -57,16 +69,25 @@ class ClaimError(AssertionError):
 
 @dataclass(frozen=True)
 class Claim:
-    """One checked statement: what was claimed, whether it held, and the numbers behind it."""
+    """One checked statement: what was claimed, whether it held, and the numbers behind it.
+
+    ``slack`` is how far the numbers were from failing the claim, in its unit (None when the
+    claim has no numeric bound). A notebook shows the claim's printed line only: ending a cell
+    with a claim call echoes nothing more.
+    """
 
     statement: str
     passed: bool
     details: str
+    slack: float | None = None
 
     def __str__(self) -> str:
         mark = "✓" if self.passed else "✗"
-        tail = f" — {self.details}" if self.details else ""
+        tail = f": {self.details}" if self.details else ""
         return f"{mark} {self.statement}{tail}"
+
+    def _ipython_display_(self) -> None:
+        """Nothing: the claim's line was printed when it was checked."""
 
 
 def format_number(value: float, digits: int = 4) -> str:
@@ -110,13 +131,21 @@ class _Values:
     def mean(self) -> float:
         return float(self.values.mean())
 
-    def describe(self, unit: str) -> str:
-        if not self.per_seed:
-            return f"{self.label} {_num(self.mean, unit)}"
+    def describe(self, unit: str, statement: str = "") -> str:
+        """``91.3 ± 1.2% (n=3)`` for several runs, ``91.3%`` for one; led by the label when
+        the ``statement`` does not already name it."""
         n = len(self.values)
-        std = float(self.values.std(ddof=1)) if n > 1 else 0.0
-        spread = f"{format_number(self.mean)} ± {format_number(std, digits=2)}"
-        return f"{self.label} {_with_unit(spread, unit)} (n={n})"
+        if n == 1:
+            text = _num(self.mean, unit)
+        else:
+            std = float(self.values.std(ddof=1))
+            spread = f"{format_number(self.mean)} ± {format_number(std, digits=2)}"
+            text = f"{_with_unit(spread, unit)} (n={n})"
+        return text if self.label in statement else f"{self.label} {text}"
+
+
+def _signed(value: float, unit: str) -> str:
+    return ("+" if value > 0 else "") + _num(value, unit)
 
 
 def _values(value: Values, label: str, statement: str) -> _Values:
@@ -158,8 +187,23 @@ def _check_non_negative(name: str, value: float) -> float:
     return value
 
 
-def _finish(statement: str, passed: bool, details: str) -> Claim:
-    claim = Claim(statement, passed, details)
+def _log(claim: Claim, values: dict[str, Any]) -> None:
+    """Append the claim to the file named by ``TL_CLAIMS_LOG``, if set (one JSON line)."""
+    target = os.environ.get("TL_CLAIMS_LOG")
+    if not target:
+        return
+    record = {"statement": claim.statement, "passed": claim.passed, "slack": claim.slack,
+              "details": claim.details, **values}
+    with Path(target).open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record, ensure_ascii=False, default=float) + "\n")
+
+
+def _finish(
+    statement: str, passed: bool, details: str, slack: float | None = None,
+    **logged: Any,
+) -> Claim:
+    claim = Claim(statement, passed, details, None if slack is None else float(slack))
+    _log(claim, logged)
     if not passed:
         raise ClaimError(claim)
     print(claim)
@@ -188,7 +232,7 @@ def claim_greater(
     every_seed: bool = False,
     statement: str | None = None,
 ) -> Claim:
-    """Claim that ``a`` exceeds ``b`` by more than ``margin`` (means of per-seed values).
+    """Claim that ``a`` exceeds ``b`` by more than ``margin`` (means of per-run values).
 
     With ``every_seed=True`` each paired difference ``a[i] - b[i]`` must exceed ``margin`` too.
     """
@@ -201,20 +245,21 @@ def claim_greater(
             statement += " on every seed"
     va, vb = _values(a, a_label, statement), _values(b, b_label, statement)
     difference = va.mean - vb.mean
-    passed = difference > margin
-    details = f"{va.describe(unit)} vs {vb.describe(unit)}; difference {_num(difference, unit)}"
-    if margin:
-        details += f" (margin {_num(margin, unit)})"
+    slack = difference - margin
+    details = (
+        f"{va.describe(unit, statement)} vs {vb.describe(unit, statement)}; "
+        f"{_signed(difference, unit)} "
+        f"{'>' if difference > margin else '≤'} {_num(margin, unit)}"
+    )
     if every_seed:
         pa, pb = _paired(va, vb)
         differences = pa - pb
-        worst = int(np.argmin(differences))
-        passed = passed and bool(np.all(differences > margin))
-        details += (
-            f"; smallest per-seed difference {_num(differences[worst], unit)} "
-            f"(seed position {worst})"
-        )
-    return _finish(statement, passed, details)
+        smallest = float(differences.min())
+        slack = min(slack, smallest - margin)
+        if len(differences) > 1:
+            details += f"; worst run {_signed(smallest, unit)}"
+    return _finish(statement, slack > 0, details, slack, value=difference, bound=margin,
+                   unit=unit, n=max(len(va.values), len(vb.values)))
 
 
 def _bound_claim(
@@ -224,16 +269,19 @@ def _bound_claim(
     unit: str,
     every_seed: bool,
     statement: str,
-    ok: Any,
+    slack_of: Any,
     bound_text: str,
+    bound: Any,
 ) -> Claim:
     v = _values(value, label, statement)
     checked = v.values if every_seed else np.asarray([v.mean])
-    passed = bool(np.all(ok(checked)))
-    details = f"{v.describe(unit)}; {bound_text}"
-    if every_seed and v.per_seed:
-        details += f"; per seed {', '.join(format_number(x) for x in v.values)}"
-    return _finish(statement, passed, details)
+    slack = float(np.min(slack_of(checked)))
+    passed = bool(slack >= 0)
+    details = f"{v.describe(unit, statement)}; {bound_text}"
+    if every_seed and v.per_seed and len(v.values) > 1:
+        details += f"; runs {', '.join(format_number(x) for x in v.values)}"
+    return _finish(statement, passed, details, slack, value=v.mean, bound=bound, unit=unit,
+                   n=len(v.values))
 
 
 def claim_at_least(
@@ -245,7 +293,7 @@ def claim_at_least(
     every_seed: bool = False,
     statement: str | None = None,
 ) -> Claim:
-    """Claim that ``value`` (the mean, or every seed with ``every_seed``) is ≥ ``threshold``."""
+    """Claim that ``value`` (the mean, or every run with ``every_seed``) is ≥ ``threshold``."""
     threshold = _check_number("threshold", threshold)
     statement = statement or f"{label} ≥ {_num(threshold, unit)}" + (
         " on every seed" if every_seed else ""
@@ -256,8 +304,9 @@ def claim_at_least(
         unit=unit,
         every_seed=every_seed,
         statement=statement,
-        ok=lambda x: x >= threshold,
+        slack_of=lambda x: x - threshold,
         bound_text=f"threshold {_num(threshold, unit)}",
+        bound=threshold,
     )
 
 
@@ -270,7 +319,7 @@ def claim_at_most(
     every_seed: bool = False,
     statement: str | None = None,
 ) -> Claim:
-    """Claim that ``value`` (the mean, or every seed with ``every_seed``) is ≤ ``threshold``."""
+    """Claim that ``value`` (the mean, or every run with ``every_seed``) is ≤ ``threshold``."""
     threshold = _check_number("threshold", threshold)
     statement = statement or f"{label} ≤ {_num(threshold, unit)}" + (
         " on every seed" if every_seed else ""
@@ -281,8 +330,9 @@ def claim_at_most(
         unit=unit,
         every_seed=every_seed,
         statement=statement,
-        ok=lambda x: x <= threshold,
+        slack_of=lambda x: threshold - x,
         bound_text=f"threshold {_num(threshold, unit)}",
+        bound=threshold,
     )
 
 
@@ -296,7 +346,7 @@ def claim_between(
     every_seed: bool = False,
     statement: str | None = None,
 ) -> Claim:
-    """Claim that ``low ≤ value ≤ high`` (the mean, or every seed with ``every_seed``)."""
+    """Claim that ``low ≤ value ≤ high`` (the mean, or every run with ``every_seed``)."""
     low, high = float(low), float(high)
     if math.isnan(low) or math.isnan(high) or low > high:
         raise ValueError(f"low={low!r} and high={high!r} must be numbers with low <= high.")
@@ -310,8 +360,9 @@ def claim_between(
         unit=unit,
         every_seed=every_seed,
         statement=statement,
-        ok=lambda x: (x >= low) & (x <= high),
+        slack_of=lambda x: np.minimum(x - low, high - x),
         bound_text=f"interval {_with_unit(interval, unit)}",
+        bound=[low, high],
     )
 
 
@@ -331,10 +382,11 @@ def claim_close(
     va, vb = _values(a, a_label, statement), _values(b, b_label, statement)
     gap = abs(va.mean - vb.mean)
     details = (
-        f"{va.describe(unit)} vs {vb.describe(unit)}; gap {_num(gap, unit)} "
+        f"{va.describe(unit, statement)} vs {vb.describe(unit, statement)}; gap {_num(gap, unit)} "
         f"(tolerance {_num(tolerance, unit)})"
     )
-    return _finish(statement, gap <= tolerance, details)
+    return _finish(statement, gap <= tolerance, details, tolerance - gap, value=gap,
+                   bound=tolerance, unit=unit, n=max(len(va.values), len(vb.values)))
 
 
 def claim_true(condition: bool, *, statement: str, details: str = "") -> Claim:
@@ -347,3 +399,34 @@ def claim_true(condition: bool, *, statement: str, details: str = "") -> Claim:
     if not isinstance(statement, str) or not statement:
         raise ValueError(f"statement={statement!r} must be a non-empty sentence.")
     return _finish(statement, bool(condition), details)
+
+
+def report(sentence: str, *claims: Claim) -> None:
+    """Show ``sentence`` (Markdown) as the result the claims beside it check.
+
+    Build the sentence from the variables the claims checked, so no number is typed by hand::
+
+        report(f"Fine-tuning leads the probe by {gap:.1f} points on every seed (n={n}).",
+               claim_greater(ft, fe, a_label="fine-tuned", b_label="probe", every_seed=True))
+
+    The claims run first (a failing one raises before anything is shown); in a notebook the
+    sentence is rendered as Markdown below their lines, elsewhere it is printed.
+    """
+    if not isinstance(sentence, str) or not sentence.strip():
+        raise ValueError(f"sentence={sentence!r} must be a non-empty Markdown sentence.")
+    if not claims or not all(isinstance(c, Claim) for c in claims):
+        raise TypeError(
+            "report() needs at least one Claim that checks the sentence, e.g. "
+            "report(f'...', claim_greater(...)); got "
+            f"{[type(c).__name__ for c in claims] or 'none'}."
+        )
+    try:
+        from IPython import get_ipython
+        from IPython.display import Markdown, display
+    except ImportError:  # pragma: no cover - IPython ships with the course's environment
+        print(sentence)
+        return
+    if get_ipython() is None:
+        print(sentence)
+    else:
+        display(Markdown(sentence))

@@ -15,6 +15,7 @@ import ctypes
 import os
 import random
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -34,6 +35,7 @@ __all__ = [
     "pick_device",
     "profile_summary",
     "repo_root",
+    "run_seeds",
     "seed_everything",
     "tune_cpu_allocator",
 ]
@@ -197,9 +199,25 @@ def full_profile_warning(profile: Profile, *, cuda: bool | None = None) -> str |
     )
 
 
-def profile_summary(profile: Profile) -> str:
-    """One line per field, for a notebook's setup cell; starts with the full-on-CPU warning."""
-    lines = [f"{f.name:>22} = {getattr(profile, f.name)!r}" for f in fields(profile)]
+def profile_summary(profile: Profile, used: Sequence[str] | None = None) -> str:
+    """One line per field, for a notebook's setup cell; starts with the full-on-CPU warning.
+
+    ``used`` names the fields the notebook reads (``profile_summary(P, ["shots", "seeds"])``),
+    so a learner sees the sizes that matter here and nothing else; the profile's name always
+    comes first. Without ``used``, every field is listed.
+    """
+    names = [f.name for f in fields(profile)]
+    if used is not None:
+        if isinstance(used, str):
+            raise TypeError(f"used={used!r} must be a list of field names, e.g. [{used!r}].")
+        unknown = sorted(set(used) - set(names))
+        if unknown:
+            raise ValueError(
+                f"used names {unknown}, which are not Profile fields; valid fields: "
+                f"{', '.join(names)}."
+            )
+        names = ["name", *(n for n in names if n in set(used) and n != "name")]
+    lines = [f"{n:>22} = {getattr(profile, n)!r}" for n in names]
     warning = full_profile_warning(profile)
     return "\n".join([warning, *lines] if warning else lines)
 
@@ -288,6 +306,33 @@ def seed_everything(seed: int) -> torch.Generator:
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
     return torch.Generator().manual_seed(seed)
+
+
+SEED_STRIDE = 1000
+"""Run seeds of one value of the ``seed`` parameter span ``seed * SEED_STRIDE`` onwards."""
+
+
+def run_seeds(seed: int, count: int | Sequence[int]) -> list[int]:
+    """The seeds of the runs a notebook repeats, for its ``seed`` parameter.
+
+    ``run_seeds(seed, 3)`` gives ``[1000 * seed, 1000 * seed + 1, 1000 * seed + 2]``: seed 0
+    runs seeds 0, 1, 2 and seed 1 runs 1000, 1001, 1002, so two values of the parameter never
+    share a run (``seed + i`` would make seed 1 repeat two of seed 0's three runs). ``count``
+    may also be a profile's tuple of offsets (``P.seeds``), each below :data:`SEED_STRIDE`.
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed={seed!r} must be a non-negative integer, e.g. seed = 0.")
+    if isinstance(count, bool):
+        raise TypeError(f"count={count!r} must be a number of runs or a tuple of offsets.")
+    offsets = list(range(count)) if isinstance(count, int) else list(count)
+    bad = [o for o in offsets if not isinstance(o, int) or isinstance(o, bool)
+           or not 0 <= o < SEED_STRIDE]
+    if not offsets or bad or len(set(offsets)) != len(offsets):
+        raise ValueError(
+            f"count={count!r} must be a positive number of runs, or distinct integer offsets in "
+            f"[0, {SEED_STRIDE}), e.g. run_seeds(seed, 3) or run_seeds(seed, P.seeds)."
+        )
+    return [seed * SEED_STRIDE + o for o in offsets]
 
 
 _ALLOCATOR_TUNED = False
