@@ -7,6 +7,8 @@ PYTHON  ?= python3
 PROFILE ?= quick
 SEED    ?= 0
 PYTEST_ARGS ?=
+SEEDS   ?= 0 1 2
+NOTEBOOKS ?=
 LAB_ARGS ?=
 # JupyterLab refuses to start as root (containers, CI) unless told it is deliberate.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root,)
@@ -20,8 +22,8 @@ WHEELHOUSE ?= wheelhouse
 WHEELHOUSE_REQS ?= .[dev]
 
 .DEFAULT_GOAL := help
-.PHONY: help env env-offline lab test figures figures-manifest slides mark-slides js exercises \
-	wheelhouse lint clean
+.PHONY: help env env-offline lab test figures figures-manifest claims-report slides mark-slides js \
+	exercises wheelhouse lint clean
 
 help: ## list the targets
 	@echo "Transfer Learning, hands-on"
@@ -29,6 +31,7 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo
 	@echo "  variables: PROFILE=quick|full and SEED=0 (figures), PYTEST_ARGS (test),"
+	@echo "             SEEDS=\"0 1 2\" and NOTEBOOKS=\"03 04\" (claims-report),"
 	@echo "             PYTHON=$(PYTHON) (creates .venv), WHEELHOUSE=$(WHEELHOUSE)"
 
 env: $(STAMP) ## create .venv and install the pinned environment (only when something changed)
@@ -51,6 +54,9 @@ test: env ## run every test, including executing each notebook in the quick prof
 figures: env ## execute every notebook in PROFILE; figures and index.html in slides/figures
 	$(BIN)/python tools/run_notebooks.py --profile $(PROFILE) --seed $(SEED) \
 		--output-dir build/executed/$(PROFILE) --figures-dir slides/figures
+
+claims-report: env ## run notebooks (NOTEBOOKS, default all) for each of SEEDS; build/claims/report.md
+	$(BIN)/python tools/claims_report.py --seeds $(SEEDS) --notebooks $(NOTEBOOKS)
 
 figures-manifest: env ## rewrite slides/figures.json from the notebooks' save_figure calls
 	$(BIN)/python tools/figure_index.py --update-manifest

@@ -15,7 +15,9 @@ also requires the claim to hold run by run; use it wherever the prose says "on e
 "always". A NaN never passes a claim.
 
 When ``TL_CLAIMS_LOG`` names a file, every claim (passed or failed) appends one JSON line to it
-with its value, bound and slack (how far it was from failing); ``make claims-report`` reads them.
+with its value, bound, slack (how far it was from failing) and scale (the size of the numbers
+compared, so slacks in points and in ratios can be ranked together); ``make claims-report``
+reads them.
 
 Example::
 
@@ -259,7 +261,8 @@ def claim_greater(
         if len(differences) > 1:
             details += f"; worst run {_signed(smallest, unit)}"
     return _finish(statement, slack > 0, details, slack, value=difference, bound=margin,
-                   unit=unit, n=max(len(va.values), len(vb.values)))
+                   unit=unit, n=max(len(va.values), len(vb.values)),
+                   scale=max(abs(va.mean), abs(vb.mean)))
 
 
 def _bound_claim(
@@ -280,8 +283,9 @@ def _bound_claim(
     details = f"{v.describe(unit, statement)}; {bound_text}"
     if every_seed and v.per_seed and len(v.values) > 1:
         details += f"; runs {', '.join(format_number(x) for x in v.values)}"
+    scale = max([abs(v.mean)] + [abs(b) for b in np.atleast_1d(bound)])
     return _finish(statement, passed, details, slack, value=v.mean, bound=bound, unit=unit,
-                   n=len(v.values))
+                   n=len(v.values), scale=scale)
 
 
 def claim_at_least(
@@ -386,7 +390,8 @@ def claim_close(
         f"(tolerance {_num(tolerance, unit)})"
     )
     return _finish(statement, gap <= tolerance, details, tolerance - gap, value=gap,
-                   bound=tolerance, unit=unit, n=max(len(va.values), len(vb.values)))
+                   bound=tolerance, unit=unit, n=max(len(va.values), len(vb.values)),
+                   scale=max(abs(va.mean), abs(vb.mean)))
 
 
 def claim_true(condition: bool, *, statement: str, details: str = "") -> Claim:

@@ -1,0 +1,76 @@
+"""Tests for tools/claims_report.py: claims × seeds logged, reported with the worst first."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from tlhelpers.claims import ClaimError, claim_at_least, claim_greater
+
+
+@pytest.fixture(scope="module")
+def claims_report(tool: Callable[[str], ModuleType]) -> ModuleType:
+    return tool("claims_report")
+
+
+def _log_run(out: Path, notebook: str, seed: int, accuracy: float,
+             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Log the claims a notebook would make, through the real claims module."""
+    path = out / f"seed-{seed}" / f"{notebook}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    monkeypatch.setenv("TL_CLAIMS_LOG", str(path))
+    with contextlib.suppress(ClaimError):  # a notebook would stop at a failure
+        claim_at_least(accuracy, 90, label="accuracy", unit="%")
+    with contextlib.suppress(ClaimError):
+        claim_greater(accuracy, 80, margin=5, a_label="fine-tuned", b_label="probe", unit="%")
+
+
+def test_report_ranks_margins_and_lists_failures(
+    claims_report: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for seed, accuracy in ((0, 96.0), (1, 91.0), (2, 84.0)):
+        _log_run(tmp_path, "03_fine_tuning", seed, accuracy, monkeypatch)
+    summary = claims_report.summarise(claims_report.collect(tmp_path), {})
+    assert summary["seeds"] == [0, 1, 2]
+    first, second = summary["claims"]
+    assert first["statement"] == "accuracy ≥ 90%"
+    assert first["failed_seeds"] == ["2"] and first["worst_slack"] == pytest.approx(-6.0)
+    assert second["failed_seeds"] == ["2"] and second["worst_slack"] == pytest.approx(-1.0)
+    assert second["seeds"]["0"]["slack"] == pytest.approx(11.0)
+    text = claims_report.render_markdown(summary)
+    assert "2 claims, seeds 0, 1, 2; 2 claim(s) failed" in text
+    smallest = text.split("## The 10 smallest margins")[1].split("## Every claim")[0]
+    assert smallest.index("accuracy ≥ 90%") < smallest.index("fine-tuned > probe")  # -6/90 first
+    assert "✗ -6 ⚑" in text
+
+
+def test_report_files_are_written_and_main_exits_1_on_failure(
+    claims_report: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _log_run(tmp_path, "02_feature_extraction", 0, 97.0, monkeypatch)
+    assert claims_report.main(["--out", str(tmp_path), "--from-logs"]) == 0
+    data = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    assert [c["statement"] for c in data["claims"]] == ["accuracy ≥ 90%",
+                                                         "fine-tuned > probe by more than 5%"]
+    assert (tmp_path / "report.md").read_text(encoding="utf-8").startswith("# Claims report")
+    _log_run(tmp_path, "02_feature_extraction", 1, 85.0, monkeypatch)
+    assert claims_report.main(["--out", str(tmp_path), "--from-logs"]) == 1
+    assert "report:" in capsys.readouterr().out
+
+
+def test_bad_seeds_and_notebooks_are_refused(claims_report: ModuleType, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        claims_report.main(["--seeds", "-1", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        claims_report.main(["--notebooks", "99", "--out", str(tmp_path)])
+
+
+def test_short_notebook_names(claims_report: ModuleType) -> None:
+    assert claims_report._stems(["03"]) == ["03_fine_tuning"]
+    assert claims_report._stems(["00_welcome"]) == ["00_welcome"]
