@@ -405,3 +405,53 @@ def test_gitignore_keeps_generated_files_out_and_shipped_files_in() -> None:
         assert (result.returncode == 0) == should_ignore, (
             f"{path} should {'be' if should_ignore else 'not be'} ignored by .gitignore"
         )
+
+
+# --- typed results in Markdown -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def typed_numbers(tool: Any) -> Any:
+    """``tools/typed_numbers.py`` as a module."""
+    return tool("typed_numbers")
+
+
+def test_no_result_number_is_typed_into_markdown(typed_numbers: Any) -> None:
+    hits = [h for path in NOTEBOOKS for h in typed_numbers.scan_notebook(path)]
+    allowed = typed_numbers.read_allowlist()
+    missing = typed_numbers.uncovered(hits, allowed)
+    assert not missing, (
+        "numbers that look like results are typed into Markdown (print them from the run, or "
+        "render the sentence with claims.report); if one is a setting, a chance level or a "
+        "cited number, add it with its reason to tests/typed_numbers_allowlist.txt:\n"
+        + "\n".join(f"  cell {h.cell}: {h.line()}" for h in missing)
+    )
+    stale = typed_numbers.unused(hits, allowed)
+    assert not stale, "allow-list entries that match nothing any more (delete them):\n" + "\n".join(
+        f"  {a.notebook} | {a.token} | {a.snippet}" for a in stale
+    )
+
+
+def test_typed_number_scan_catches_a_planted_result_and_passes_the_rest(
+    typed_numbers: Any,
+) -> None:
+    scan = typed_numbers.scan_markdown
+    assert [t for t, _ in scan("Fine-tuning reached 88.8% after 100 steps.")] == ["88.8%"]
+    assert [t for t, _ in scan("The probe lost about 30 points; it took 37 s.")] == [
+        "30 points", "37 s"]
+    assert [t for t, _ in scan("The gap was 4.2 ± 1.3 on average.")] == ["4.2", "± 1.3"]
+    assert scan("BERT-base reaches 93.2 on SST-2 (Devlin et al., 2019).") == []  # a citation
+    assert scan("With k = 50 labels and λ → 0.1, on 8×8 images.") == []  # settings and sizes
+    assert scan("The accuracy is `acc = 91.3` in $0.5 \\cdot x$.") == []  # code and maths
+    assert scan("torch 2.14.1 and a 7s digit.") == []  # a version and a plural
+
+
+def test_typed_numbers_allowlist_format_is_checked(typed_numbers: Any, tmp_path: Path) -> None:
+    good = tmp_path / "good.txt"
+    good.write_text("# comment\n03 | 96% | That looks like | remove: a typed result\n")
+    (entry,) = typed_numbers.read_allowlist(good)
+    assert entry.to_remove and entry.notebook == "03"
+    bad = tmp_path / "bad.txt"
+    bad.write_text("03 | 96% | no reason given\n")
+    with pytest.raises(ValueError, match=r"bad\.txt:1: .*keep: why"):
+        typed_numbers.read_allowlist(bad)
