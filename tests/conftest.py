@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -17,12 +18,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 _NOTEBOOK_RUNS = pytest.StashKey[list]()
+_SPEED = pytest.StashKey[float]()
+_START = pytest.StashKey[float]()
+SCALED_SUMMARY_AFTER_S = 60  # shorter runs (a single test file) print no reference-CPU time
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Draw figures without a display, in every test and in every subprocess tests start."""
     os.environ["MPLBACKEND"] = "Agg"
     config.stash[_NOTEBOOK_RUNS] = []
+    config.stash[_START] = time.perf_counter()
 
 
 @pytest.fixture(scope="session")
@@ -74,6 +79,15 @@ def runner() -> ModuleType:
     return load_tool("run_notebooks")
 
 
+@pytest.fixture(scope="session")
+def machine_speed(runner: ModuleType, pytestconfig: pytest.Config) -> float:
+    """Training images/s of this machine by the runner's fixed workload (best of three), the
+    measure notebook budgets and the suite's reference-CPU time are scaled by."""
+    speed = max(runner.cpu_training_speed() for _ in range(3))
+    pytestconfig.stash[_SPEED] = speed
+    return speed
+
+
 @pytest.fixture
 def notebook_log(request: pytest.FixtureRequest) -> list:
     """Notebook runs of this session, summarised after the test results."""
@@ -83,13 +97,26 @@ def notebook_log(request: pytest.FixtureRequest) -> list:
 def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
 ) -> None:
-    """After the results: one line per notebook run (time, budget, offline or not)."""
+    """After the results: one line per notebook run (time, budget, offline or not), then the
+    suite's time here and scaled to the reference CPU, so a slow machine's run is readable."""
     runs = config.stash.get(_NOTEBOOK_RUNS, [])
-    if not runs:
+    if runs:
+        terminalreporter.section("notebook timings (quick profile)")
+        for line in runs:
+            terminalreporter.write_line(line)
+    elapsed = time.perf_counter() - config.stash[_START]
+    if elapsed < SCALED_SUMMARY_AFTER_S:
         return
-    terminalreporter.section("notebook timings (quick profile)")
-    for line in runs:
-        terminalreporter.write_line(line)
+    runner = load_tool("run_notebooks")
+    speed = config.stash.get(_SPEED, None) or max(runner.cpu_training_speed() for _ in range(3))
+    reference = runner.REFERENCE_IMAGES_PER_S
+    terminalreporter.section("suite time")
+    terminalreporter.write_line(
+        f"{elapsed:.0f} s ({elapsed / 60:.1f} min) on this machine; about "
+        f"{elapsed * speed / reference:.0f} s ({elapsed * speed / reference / 60:.1f} min) on the "
+        f"reference CPU (this machine trains {speed:.0f} images/s, the reference "
+        f"{reference:.0f})"
+    )
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ proves that namespace really has no route out.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import subprocess
@@ -33,17 +34,29 @@ BUDGETS_S = {"00_welcome": 60, "01_pretraining": 120, "02_feature_extraction": 1
              "06_domain_adaptation": 180}
 HEADROOM_S = 45  # extra wall-clock allowance: kernel start, papermill, namespace set-up
 EXECUTED_DIR = ROOT / "build" / "executed" / "quick"
+CLAIMS_DIR = EXECUTED_DIR / "claims"  # one JSON line per claim (tools/claims_report.py reads them)
 FIGURES_DIR = ROOT / "build" / "figures-test"
 CACHE_ROOT = ROOT / "build" / "test-cache"
 
 
 @pytest.fixture(scope="session")
-def budget_scale(runner: ModuleType) -> tuple[float, float]:
+def budget_scale(runner: ModuleType, machine_speed: float) -> tuple[float, float]:
     """(scale, images/s): budgets are seconds on the reference 2-core CPU; a slower machine,
     measured by the same fixed training workload (best of three), gets proportionally more
     time, up to twice the budget."""
-    speed = max(runner.cpu_training_speed() for _ in range(3))
-    return runner.budget_scale(speed), speed
+    return runner.budget_scale(machine_speed), machine_speed
+
+
+def outputs_containing(notebook: dict, needle: str) -> list[int]:
+    """Indices of code cells whose outputs (text or rich) contain ``needle``."""
+    found = []
+    for index, cell in enumerate(notebook.get("cells", [])):
+        for output in cell.get("outputs", []):
+            texts = [output.get("text", ""), *output.get("data", {}).values()]
+            if any(needle in ("".join(t) if isinstance(t, list) else str(t)) for t in texts):
+                found.append(index)
+                break
+    return found
 
 
 def notebook_seed() -> int:
@@ -80,6 +93,9 @@ def test_notebook_runs_within_budget(
     )
     cache = CACHE_ROOT / name
     shutil.rmtree(cache, ignore_errors=True)  # time the worst case: nothing cached
+    claims_log = CLAIMS_DIR / f"{name}.jsonl"
+    claims_log.parent.mkdir(parents=True, exist_ok=True)
+    claims_log.unlink(missing_ok=True)
     run = runner.run_notebook(
         notebook,
         profile="quick",
@@ -89,7 +105,7 @@ def test_notebook_runs_within_budget(
         cache_dir=cache,
         offline="auto",
         timeout_s=budget + HEADROOM_S + 60,
-        extra_env={"MPLBACKEND": "Agg"},
+        extra_env={"MPLBACKEND": "Agg", "TL_CLAIMS_LOG": str(claims_log)},
     )
     runner.update_timings_json(EXECUTED_DIR / "timings.json", run)
     print(run.timing_table())  # shown with -s, or with the failure report
@@ -104,6 +120,13 @@ def test_notebook_runs_within_budget(
             f"{notebook.name} failed: {run.error}\n"
             f"executed copy: {run.output}\n{slowest}\n"
             f"--- papermill log (tail) ---\n{run.log_tail}",
+            pytrace=False,
+        )
+    echoed = outputs_containing(json.loads(run.output.read_text(encoding="utf-8")), "Claim(")
+    if echoed:
+        pytest.fail(
+            f"{notebook.name}: code cells {echoed} show a Claim(...) repr in their output; a "
+            "claim prints its own line, so do not print or display the returned Claim.",
             pytrace=False,
         )
     if run.execution_s > budget:
@@ -128,6 +151,15 @@ def test_budget_scale_is_bounded(runner: ModuleType) -> None:
     assert runner.budget_scale(reference / 10) == 2.0  # far too slow: capped, budgets fail
     with pytest.raises(ValueError, match="images_per_s=0"):
         runner.budget_scale(0)
+
+
+def test_echoed_claims_are_found_in_outputs() -> None:
+    notebook = {"cells": [
+        {"cell_type": "code", "outputs": [{"output_type": "stream", "text": ["✓ a > b: 2 vs 1"]}]},
+        {"cell_type": "code", "outputs": [{"output_type": "execute_result",
+                                           "data": {"text/plain": "Claim(statement='a > b')"}}]},
+    ]}
+    assert outputs_containing(notebook, "Claim(") == [1]
 
 
 def test_every_budget_names_a_notebook() -> None:
