@@ -351,3 +351,15 @@ def test_show_image_grid_draws_a_captioned_mosaic_into_given_axes() -> None:
     assert [t.get_text() for t in right.texts] == ["a", "b", "c", "a", "b"]
     assert right.get_title() == "t" and not left.get_images()
     plt.close(fig)
+
+
+def test_error_bars_say_what_they_are_and_n() -> None:
+    from tlhelpers.plots import note_error_bars, plot_with_error_bars
+
+    ax = plot_with_error_bars([1, 5], {"a": [50, 60]}, {"a": [2, 3]}, xlabel="k", ylabel="%",
+                              title="t", n_runs=3)
+    assert [t.get_text() for t in ax.texts] == ["error bars: mean ± sd over 3 runs"]
+    note_error_bars(ax, 1, where="upper left")
+    assert ax.texts[-1].get_text() == "one run (no error bar)"
+    with pytest.raises(ValueError, match=r"where='middle'.*valid choices"):
+        note_error_bars(ax, 3, where="middle")

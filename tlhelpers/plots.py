@@ -39,6 +39,7 @@ __all__ = [
     "HistoryLike",
     "apply_course_style",
     "course_style",
+    "note_error_bars",
     "plot_filters",
     "plot_learning_curves",
     "plot_with_error_bars",
@@ -459,17 +460,20 @@ def plot_with_error_bars(
     xlabel: str,
     ylabel: str,
     title: str,
+    n_runs: int | None = None,
     logx: bool = False,
     ax: Axes | None = None,
 ) -> Axes:
-    """Plot one line per series with mean ± std error bars, e.g. accuracy against shots.
+    """Plot one line per series with mean ± sd error bars, e.g. accuracy against shots.
 
     Args:
         x: shared x values, e.g. labelled images per class.
         means: ``{"series name": mean per x}``.
-        stds: ``{"series name": std per x}`` with the same names.
+        stds: ``{"series name": sd per x}`` with the same names (:func:`tlhelpers.stats.sd`).
         xlabel, ylabel: axis labels, with units.
         title: axes title.
+        n_runs: runs behind each point; the figure then says what its error bars are
+            (:func:`note_error_bars`).
         logx: logarithmic x axis (the x values stay as tick labels).
         ax: draw into these axes; default a new figure.
 
@@ -520,4 +524,27 @@ def plot_with_error_bars(
         ax.set_title(title)
         if len(means) > 1:
             ax.legend()
+        if n_runs is not None:
+            note_error_bars(ax, n_runs)
+    return ax
+
+
+def note_error_bars(ax: Axes, n_runs: int, *, where: str = "lower right") -> Axes:
+    """Say on the axes what its error bars are: ``"error bars: mean ± sd over 3 runs"``.
+
+    The course's one convention (:mod:`tlhelpers.stats`): the sample standard deviation over
+    independent runs; a single run is said to have no error bar.
+    """
+    from tlhelpers.stats import spread_note
+
+    places = {"lower right": (0.99, 0.02, "right", "bottom"),
+              "lower left": (0.01, 0.02, "left", "bottom"),
+              "upper right": (0.99, 0.98, "right", "top"),
+              "upper left": (0.01, 0.98, "left", "top")}
+    if where not in places:
+        raise ValueError(f"where={where!r} is not a corner; valid choices: {', '.join(places)}.")
+    x, y, ha, va = places[where]
+    text = f"error bars: {spread_note(n_runs)}" if n_runs > 1 else spread_note(n_runs)
+    ax.text(x, y, text, transform=ax.transAxes, ha=ha, va=va, fontsize=9,
+            color=PALETTE["black"], alpha=0.75)
     return ax
