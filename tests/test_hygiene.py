@@ -455,3 +455,30 @@ def test_typed_numbers_allowlist_format_is_checked(typed_numbers: Any, tmp_path:
     bad.write_text("03 | 96% | no reason given\n")
     with pytest.raises(ValueError, match=r"bad\.txt:1: .*keep: why"):
         typed_numbers.read_allowlist(bad)
+
+
+_PROFILE_FIELD = re.compile(r"\bP\.([a-z_]+)\b")
+_SUMMARY_CALL = re.compile(r"profile_summary\(\s*P\s*(?:,\s*used\s*=\s*\[([^\]]*)\])?\s*\)")
+
+
+def profile_fields_printed_and_read(notebook: dict[str, Any]) -> tuple[set[str] | None, set[str]]:
+    """(fields the setup cell's ``profile_summary`` prints, or None for all; fields code reads)."""
+    code = "\n".join(_source(c) for c in _code_cells(notebook))
+    read = set(_PROFILE_FIELD.findall(code)) - {"name"}
+    calls = _SUMMARY_CALL.findall(code)
+    assert len(calls) == 1, f"expected one profile_summary(P, used=[...]) call, found {calls}"
+    printed = None if not calls[0] else set(re.findall(r"[\"']([a-z_]+)[\"']", calls[0]))
+    return printed, read
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_notebook_prints_the_profile_fields_it_reads(notebook: Path) -> None:
+    printed, read = profile_fields_printed_and_read(_load(notebook))
+    assert printed is not None, (
+        f"{notebook.name} prints every profile field; print those it reads: "
+        f"profile_summary(P, used={sorted(read)})"
+    )
+    assert read <= printed, (
+        f"{notebook.name} reads profile fields {sorted(read - printed)} that its setup cell does "
+        f"not print; add them to profile_summary(P, used=[...])."
+    )
