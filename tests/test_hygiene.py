@@ -482,3 +482,21 @@ def test_notebook_prints_the_profile_fields_it_reads(notebook: Path) -> None:
         f"{notebook.name} reads profile fields {sorted(read - printed)} that its setup cell does "
         f"not print; add them to profile_summary(P, used=[...])."
     )
+
+
+_SHIFTED_SEEDS = re.compile(r"\bseed\s*\+\s*\w+\s+for\s+\w+\s+in\b")
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_notebook_runs_take_their_seeds_from_run_seeds(notebook: Path) -> None:
+    code = "\n".join(_source(c) for c in _code_cells(_load(notebook)))
+    assert not _SHIFTED_SEEDS.search(code), (
+        f"{notebook.name} shifts its seeds by the parameter (`seed + s for s in ...`), so the run "
+        "with seed = 1 repeats most runs of seed = 0; use run_seeds(seed, P.seeds)."
+    )
+    assert "run_seeds(seed, " in code, f"{notebook.name} does not call run_seeds(seed, ...)"
+
+
+def test_shifted_seed_pattern_is_caught() -> None:
+    assert _SHIFTED_SEEDS.search("seeds = [seed + s for s in P.seeds]")
+    assert not _SHIFTED_SEEDS.search("seeds = run_seeds(seed, P.seeds)")
