@@ -400,6 +400,18 @@ def test_encode_texts_mode_normalisation_and_bad_input(tokenizer, encoder) -> No
         encode_texts(encoder, tokenizer, TEXTS, batch_size=0)
 
 
+def test_encode_texts_gives_back_each_module_its_own_mode(tokenizer, encoder) -> None:
+    model = SentenceClassifier(encoder, 2).train()
+    train_top_layers(model, k=1)
+    for module in model.modules():  # frozen parts in eval, as set_bn_eval does
+        if not any(p.requires_grad for p in module.parameters()):
+            module.eval()
+    before = {name: module.training for name, module in model.named_modules()}
+    assert any(before.values()) and not all(before.values())
+    encode_texts(model, tokenizer, TEXTS, cache=False)
+    assert {name: module.training for name, module in model.named_modules()} == before
+
+
 def test_embedding_drift(tokenizer, encoder) -> None:
     same = copy.deepcopy(encoder)
     assert embedding_drift(encoder, same, tokenizer, TEXTS) == pytest.approx(1.0, abs=1e-6)

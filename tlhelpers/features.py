@@ -28,6 +28,7 @@ from torch import nn
 
 from tlhelpers.data.imageset import ImageSet, to_float
 from tlhelpers.files import atomic_write
+from tlhelpers.models.surgery import eval_mode
 from tlhelpers.settings import cache_dir, pick_device
 
 __all__ = [
@@ -152,25 +153,24 @@ def _compute(
     batch_size: int,
     device: torch.device,
 ) -> np.ndarray:
-    was_training = model.training
     fast = device.type in ("cpu", "cuda") and _has_contiguous_4d_weights(model)
-    model.eval()  # batch norm uses its stored statistics and updates nothing
-    try:
-        model.to(device)
-        if fast:  # channels-last convolutions: same numbers, 1.5-2x faster
-            model.to(memory_format=torch.channels_last)
-        chunks = []
-        for start in range(0, len(images), batch_size):
-            batch = images[start : start + batch_size]
-            x = (to_float(batch) if batch.dtype == torch.uint8 else batch.float()).to(device)
-            if fast and x.dim() == 4:
-                x = x.contiguous(memory_format=torch.channels_last)
-            chunks.append(_layer_output(model, x, layer, pool).float().cpu())
-        return torch.cat(chunks).numpy()
-    finally:
-        if fast:
-            model.to(memory_format=torch.contiguous_format)
-        model.train(was_training)
+    # eval: batch norm uses its stored statistics and updates nothing
+    with eval_mode(model):
+        try:
+            model.to(device)
+            if fast:  # channels-last convolutions: same numbers, 1.5-2x faster
+                model.to(memory_format=torch.channels_last)
+            chunks = []
+            for start in range(0, len(images), batch_size):
+                batch = images[start : start + batch_size]
+                x = (to_float(batch) if batch.dtype == torch.uint8 else batch.float()).to(device)
+                if fast and x.dim() == 4:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                chunks.append(_layer_output(model, x, layer, pool).float().cpu())
+            return torch.cat(chunks).numpy()
+        finally:
+            if fast:
+                model.to(memory_format=torch.contiguous_format)
 
 
 def _has_contiguous_4d_weights(model: nn.Module) -> bool:
@@ -191,7 +191,8 @@ def extract_features(
     """Features of every image at ``layer`` of a frozen ``model``, computed once and cached.
 
     The model runs in ``eval()`` mode without gradients (batch-norm statistics are used, never
-    updated) and is put back in the mode it was in. Nothing about the model changes.
+    updated); afterwards every module is back in its own mode (batch norm that
+    :func:`~tlhelpers.models.set_bn_eval` froze stays in eval). Nothing about the model changes.
 
     Args:
         model: a :class:`~tlhelpers.models.SmallCNN` (or any module with ``forward_features``

@@ -36,7 +36,7 @@ from torch import nn
 from tlhelpers.data.loader import TensorLoader
 from tlhelpers.features import weights_fingerprint
 from tlhelpers.files import atomic_write
-from tlhelpers.models.surgery import discriminative_lrs
+from tlhelpers.models.surgery import discriminative_lrs, eval_mode
 from tlhelpers.settings import cache_dir, pick_device
 
 __all__ = [
@@ -716,9 +716,7 @@ def _embed_all(
     device: torch.device,
 ) -> np.ndarray:
     """Sentence vectors in input order; texts of similar length are batched together."""
-    was_training = encoder.training
-    encoder.eval()  # no dropout
-    try:
+    with eval_mode(encoder):  # no dropout
         encoder.to(device)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         chunks = []
@@ -731,12 +729,10 @@ def _embed_all(
             if normalize:
                 vectors = F.normalize(vectors, dim=-1)
             chunks.append(vectors.cpu())
-        stacked = torch.cat(chunks)
-        result = torch.empty_like(stacked)
-        result[torch.tensor(order)] = stacked
-        return result.numpy()
-    finally:
-        encoder.train(was_training)
+    stacked = torch.cat(chunks)
+    result = torch.empty_like(stacked)
+    result[torch.tensor(order)] = stacked
+    return result.numpy()
 
 
 def encode_texts(
@@ -753,7 +749,8 @@ def encode_texts(
 ) -> np.ndarray:
     """Sentence embeddings of ``texts`` from a frozen ``encoder``, computed once and cached.
 
-    The encoder runs in eval mode without gradients and is put back in the mode it was in. The
+    The encoder runs in eval mode without gradients; afterwards each of its modules is back in
+    its own mode. The
     cache file's name is a sha256 of the weights actually in the encoder, the tokenizer, the
     texts, ``pooling``, ``max_length``, ``normalize`` and :data:`TEXT_CACHE_VERSION`; an
     unreadable cache file is recomputed and replaced (atomic write).
