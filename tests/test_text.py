@@ -375,6 +375,21 @@ def test_encode_texts_cache_key_and_corrupt_files(tokenizer, encoder, tmp_path: 
     assert not np.allclose(encode_texts(encoder, tokenizer, TEXTS, cache=tmp_path), features)
 
 
+def test_encode_texts_recomputes_empty_files_and_survives_a_misplaced_cache(
+    tokenizer, encoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = encode_texts(encoder, tokenizer, TEXTS, cache=False)
+    path = text_feature_cache_path(encoder, tokenizer, TEXTS, directory=tmp_path)
+    path.write_bytes(b"")
+    with pytest.warns(RuntimeWarning, match="regenerating"):
+        assert np.array_equal(encode_texts(encoder, tokenizer, TEXTS, cache=tmp_path), expected)
+    not_a_folder = tmp_path / "cache-file"
+    not_a_folder.write_text("")
+    monkeypatch.setenv("TL_CACHE_DIR", str(not_a_folder))
+    with pytest.warns(RuntimeWarning, match="TL_CACHE_DIR"):
+        assert np.array_equal(encode_texts(encoder, tokenizer, TEXTS), expected)
+
+
 def test_tokenizer_fingerprint_ignores_call_settings_but_not_the_vocabulary(
     tokenizer, tmp_path: Path
 ) -> None:

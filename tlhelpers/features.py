@@ -16,7 +16,6 @@ profile and is several times faster on CPU for the 3,072 raw pixels of a 32×32 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tlhelpers.cache import cache_argument_fix, finite_rows, load_or_compute
 from tlhelpers.data.imageset import ImageSet, to_float
-from tlhelpers.files import atomic_write
 from tlhelpers.models.surgery import eval_mode
 from tlhelpers.settings import cache_dir, pick_device
 
@@ -136,14 +135,6 @@ def feature_cache_path(
     return folder / f"{type(model).__name__}-{layer}-{key}.npy"
 
 
-def _load_cached(path: Path, n: int) -> np.ndarray | None:
-    try:
-        features = np.load(path, allow_pickle=False)
-    except (OSError, ValueError):
-        return None
-    return features if features.ndim == 2 and features.shape[0] == n else None
-
-
 @torch.no_grad()
 def _compute(
     model: nn.Module,
@@ -206,7 +197,8 @@ def extract_features(
         batch_size: images per forward pass.
         device: where to run the model ("cpu", "cuda", "auto", ...).
         cache: True uses ``cache_dir()/features``; a path uses that folder; False never reads
-            or writes a cache.
+            or writes a cache. A damaged file is recomputed, and an unwritable folder only
+            warns (see :mod:`tlhelpers.cache`).
 
     Returns:
         float32 array of shape (N, D).
@@ -219,16 +211,12 @@ def extract_features(
     if cache is False or cache is None:
         return _compute(model, images, layer, pool, batch_size, pick_device(device))
     directory = None if cache is True else Path(cache)
-    path = feature_cache_path(model, images, layer, pool=pool, directory=directory)
-    if path.exists() and (features := _load_cached(path, len(images))) is not None:
-        return features
-    features = _compute(model, images, layer, pool, batch_size, pick_device(device))
-
-    def write(handle: io.BufferedWriter) -> None:
-        np.save(handle, features, allow_pickle=False)
-
-    atomic_write(path, write)
-    return features
+    return load_or_compute(
+        lambda: feature_cache_path(model, images, layer, pool=pool, directory=directory),
+        lambda: _compute(model, images, layer, pool, batch_size, pick_device(device)),
+        check=finite_rows(len(images)),
+        fix=cache_argument_fix(cache),
+    )
 
 
 @dataclass

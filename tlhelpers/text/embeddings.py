@@ -9,7 +9,6 @@ Kirkpatrick et al. 2017).
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tlhelpers.cache import cache_argument_fix, finite_rows, load_or_compute
 from tlhelpers.features import weights_fingerprint
-from tlhelpers.files import atomic_write
 from tlhelpers.models.surgery import eval_mode
 from tlhelpers.settings import cache_dir, pick_device
 from tlhelpers.text.heads import _check_pooling, _hidden_states, pool
@@ -88,15 +87,6 @@ def text_feature_cache_path(
     return folder / f"{type(encoder).__name__}-{pooling}-{key}.npy"
 
 
-def _load_cached(path: Path, n: int) -> np.ndarray | None:
-    try:
-        features = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError):
-        return None
-    ok = features.ndim == 2 and features.shape[0] == n and np.isfinite(features).all()
-    return features if ok else None
-
-
 @torch.no_grad()
 def _embed_all(
     encoder: nn.Module,
@@ -143,10 +133,10 @@ def encode_texts(
     """Sentence embeddings of ``texts`` from a frozen ``encoder``, computed once and cached.
 
     The encoder runs in eval mode without gradients; afterwards each of its modules is back in
-    its own mode. The
-    cache file's name is a sha256 of the weights actually in the encoder, the tokenizer, the
-    texts, ``pooling``, ``max_length``, ``normalize`` and :data:`TEXT_CACHE_VERSION`; an
-    unreadable cache file is recomputed and replaced (atomic write).
+    its own mode. The cache file's name is a sha256 of the weights actually in the encoder, the
+    tokenizer, the texts, ``pooling``, ``max_length``, ``normalize`` and
+    :data:`TEXT_CACHE_VERSION`; a damaged cache file is recomputed and replaced, and an
+    unwritable cache folder only warns (see :mod:`tlhelpers.cache`).
 
     Args:
         encoder: a BERT-style encoder, or a model holding one (see :func:`text_encoder_of`).
@@ -177,19 +167,15 @@ def encode_texts(
 
     if cache is False or cache is None:
         return compute()
-    path = text_feature_cache_path(
-        encoder, tokenizer, texts, pooling=pooling, max_length=max_length, normalize=normalize,
-        directory=None if cache is True else Path(cache),
+    return load_or_compute(
+        lambda: text_feature_cache_path(
+            encoder, tokenizer, texts, pooling=pooling, max_length=max_length,
+            normalize=normalize, directory=None if cache is True else Path(cache),
+        ),
+        compute,
+        check=finite_rows(len(texts)),
+        fix=cache_argument_fix(cache),
     )
-    if path.exists() and (features := _load_cached(path, len(texts))) is not None:
-        return features
-    features = compute()
-
-    def write(handle: io.BufferedWriter) -> None:
-        np.save(handle, features, allow_pickle=False)
-
-    atomic_write(path, write)
-    return features
 
 
 def embedding_drift(
