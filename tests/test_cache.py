@@ -103,29 +103,33 @@ def test_any_damaged_entry_is_recomputed_and_replaced(tmp_path: Path, damage: st
     assert compute.calls == 2
 
 
-def _read_only(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make ``folder`` unwritable; root ignores permissions, so then refuse the probe write.
+UNUSABLE = ["a file", "a read-only folder"]
 
-    pytest's clean-up of temporary folders copes with the permissions left behind."""
-    folder.mkdir(parents=True, exist_ok=True)
-    folder.chmod(0o555)
+
+def _unusable_cache_dir(root: Path, where: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point TL_CACHE_DIR at ``root``, made a file or a read-only folder.
+
+    Root ignores permissions, so then the probe write is refused instead; pytest's clean-up of
+    temporary folders copes with the permissions left behind.
+    """
+    monkeypatch.setenv("TL_CACHE_DIR", str(root))
+    if where == "a file":
+        root.write_text("not a folder")
+        return
+    root.mkdir(parents=True)
+    root.chmod(0o555)
     if os.geteuid() == 0:
         def refuse(*args, **kwargs):
-            raise PermissionError(13, "Permission denied", str(folder))
+            raise PermissionError(13, "Permission denied", str(root))
 
         monkeypatch.setattr(cache_module.tempfile, "TemporaryFile", refuse)
 
 
-@pytest.mark.parametrize("where", ["a file", "a read-only folder"])
+@pytest.mark.parametrize("where", UNUSABLE)
 def test_unusable_cache_dir_warns_before_the_work_and_carries_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
-    root = tmp_path / "cache"
-    if where == "a file":
-        root.write_text("not a folder")
-    else:
-        _read_only(root, monkeypatch)
-    monkeypatch.setenv("TL_CACHE_DIR", str(root))
+    _unusable_cache_dir(tmp_path / "cache", where, monkeypatch)
     with warnings.catch_warnings(record=True) as log:
         warnings.simplefilter("always")
         compute = Counter(log=log)
@@ -169,17 +173,12 @@ def test_zero_byte_feature_cache_is_recomputed(net: SmallCNN, tmp_path: Path) ->
     assert np.array_equal(again, good) and np.array_equal(np.load(path), good)
 
 
-@pytest.mark.parametrize("where", ["a file", "a read-only folder"])
+@pytest.mark.parametrize("where", UNUSABLE)
 def test_features_and_worlds_carry_on_when_tl_cache_dir_is_unusable(
     net: SmallCNN, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
     expected = extract_features(net, IMAGES, cache=False)
-    root = tmp_path / "cache"
-    if where == "a file":
-        root.write_text("not a folder")
-    else:
-        _read_only(root, monkeypatch)
-    monkeypatch.setenv("TL_CACHE_DIR", str(root))
+    _unusable_cache_dir(tmp_path / "cache", where, monkeypatch)
     with pytest.warns(RuntimeWarning, match="TL_CACHE_DIR.*or pass cache=False"):
         assert np.array_equal(extract_features(net, IMAGES), expected)
     with pytest.warns(RuntimeWarning, match="TL_CACHE_DIR"):

@@ -22,17 +22,20 @@ ever unpickled.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import numpy as np
 
 from tlhelpers.files import atomic_write
+from tlhelpers.settings import cache_dir
 
-__all__ = ["CACHE_FIX", "cache_argument_fix", "finite_rows", "load_or_compute"]
+__all__ = ["CACHE_FIX", "cache_argument_fix", "finite_rows", "load_or_compute", "spec_path"]
 
 CACHE_FIX = "set TL_CACHE_DIR to a writable folder"  # what a warning tells the user to do
 
@@ -80,6 +83,15 @@ def load_or_compute(
     except OSError as err:
         _warn(f"could not write the cache file {path} ({err}); continuing without it: {fix}.")
     return arrays
+
+
+def spec_path(
+    spec: Mapping[str, Any], *, prefix: str, folder: str, directory: str | Path | None
+) -> Path:
+    """``{directory or cache_dir()/folder}/{prefix}-{key}.npy``, key: sha256 of ``spec`` (JSON)."""
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:32]
+    root = Path(directory) if directory is not None else cache_dir() / folder
+    return root / f"{prefix}-{key}.npy"
 
 
 def cache_argument_fix(cache: object) -> str:

@@ -16,7 +16,6 @@ profile and is several times faster on CPU for the 3,072 raw pixels of a 32×32 
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tlhelpers.cache import cache_argument_fix, finite_rows, load_or_compute
+from tlhelpers.cache import cache_argument_fix, finite_rows, load_or_compute, spec_path
 from tlhelpers.data.imageset import ImageSet, to_float
 from tlhelpers.models.surgery import eval_mode
-from tlhelpers.settings import cache_dir, pick_device
+from tlhelpers.settings import pick_device
 
 __all__ = [
     "FEATURE_CACHE_VERSION",
@@ -130,9 +129,8 @@ def feature_cache_path(
         "layer": layer,
         "pool": pool,
     }
-    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:32]
-    folder = Path(directory) if directory is not None else cache_dir() / "features"
-    return folder / f"{type(model).__name__}-{layer}-{key}.npy"
+    prefix = f"{type(model).__name__}-{layer}"
+    return spec_path(spec, prefix=prefix, folder="features", directory=directory)
 
 
 @torch.no_grad()

@@ -19,10 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tlhelpers.cache import cache_argument_fix, finite_rows, load_or_compute
+from tlhelpers.cache import cache_argument_fix, finite_rows, load_or_compute, spec_path
 from tlhelpers.features import weights_fingerprint
 from tlhelpers.models.surgery import eval_mode
-from tlhelpers.settings import cache_dir, pick_device
+from tlhelpers.settings import pick_device
 from tlhelpers.text.heads import _check_pooling, _hidden_states, pool
 from tlhelpers.text.layers import text_encoder_of
 from tlhelpers.text.tokens import _check_max_length, _check_positive_int, _check_texts, tokenize
@@ -82,9 +82,8 @@ def text_feature_cache_path(
         "max_length": max_length,
         "normalize": bool(normalize),
     }
-    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:32]
-    folder = Path(directory) if directory is not None else cache_dir() / "text-features"
-    return folder / f"{type(encoder).__name__}-{pooling}-{key}.npy"
+    prefix = f"{type(encoder).__name__}-{pooling}"
+    return spec_path(spec, prefix=prefix, folder="text-features", directory=directory)
 
 
 @torch.no_grad()
