@@ -1,6 +1,6 @@
 """Unsupervised domain adaptation: labelled source images, unlabelled target images, one task.
 
-What is here, each in its simplest correct form (see ANCHORS in the course's design notes):
+What is here, each in its simplest correct form, with the paper it follows:
 
 * :class:`GradientReversal` / :func:`grad_reverse` — identity forward, −λ × gradient backward
   (Ganin & Lempitsky, 2015; Ganin et al., JMLR 2016).
