@@ -122,6 +122,24 @@ def test_loader_applies_transform_to_inputs_only():
     assert torch.equal(xb, x * 10) and torch.equal(yb, x)
 
 
+def test_loader_takes_a_dict_of_inputs_in_the_order_of_a_tensor():
+    x = torch.arange(23)
+    inputs = {"ids": x * 2, "mask": torch.stack([x, -x], dim=1)}
+    plain = TensorLoader(x, x, 5, shuffle=True, seed=4)
+    loader = TensorLoader(inputs, x, 5, shuffle=True, seed=4, transform=lambda b: {**b, "n": 1})
+    assert len(loader) == len(plain) == 5
+    for _ in range(2):  # the same rows as the tensor loader, epoch after epoch
+        for (xb, yb), (db, yd) in zip(plain, loader, strict=True):
+            assert torch.equal(yb, yd) and torch.equal(db["ids"], xb * 2) and db["n"] == 1
+            assert torch.equal(db["mask"], torch.stack([xb, -xb], dim=1))
+    with pytest.raises(ValueError, match="different lengths"):
+        TensorLoader({"ids": x, "mask": x[:3]}, x, 5)
+    with pytest.raises(ValueError, match="empty dict"):
+        TensorLoader({}, x, 5)
+    with pytest.raises(ValueError, match="23 samples but y has 4"):
+        TensorLoader(inputs, x[:4], 5)
+
+
 @pytest.mark.parametrize("batch_size", [0, -1, 2.5])
 def test_loader_rejects_bad_batch_size(batch_size):
     x = torch.arange(4)

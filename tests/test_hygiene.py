@@ -264,6 +264,20 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
+def test_package_docstring_names_every_module() -> None:
+    import tlhelpers
+
+    package = ROOT / "tlhelpers"
+    names = sorted(
+        path.stem if path.suffix == ".py" else path.name
+        for path in package.iterdir()
+        if (path.suffix == ".py" and path.stem != "__init__") or (path / "__init__.py").exists()
+    )
+    public = [n for n in names if not n.startswith("_") or n == "__main__"]
+    missing = [n for n in public if f":mod:`tlhelpers.{n}`" not in tlhelpers.__doc__]
+    assert not missing, f"tlhelpers/__init__.py's docstring does not name {missing}"
+
+
 @pytest.mark.parametrize("path", MODULES, ids=[_module_name(p) for p in MODULES])
 def test_module_has_docstring_and_all(path: Path) -> None:
     tree = ast.parse(path.read_text(encoding="utf-8"))

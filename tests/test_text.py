@@ -365,14 +365,30 @@ def test_encode_texts_cache_key_and_corrupt_files(tokenizer, encoder, tmp_path: 
     assert path != text_feature_cache_path(encoder, tokenizer, TEXTS[::-1], directory=tmp_path)
     features = encode_texts(encoder, tokenizer, TEXTS, cache=tmp_path)
     path.write_bytes(b"half a file")
-    np.testing.assert_array_equal(encode_texts(encoder, tokenizer, TEXTS, cache=tmp_path),
-                                  features)
+    with pytest.warns(RuntimeWarning, match="regenerating"):
+        again = encode_texts(encoder, tokenizer, TEXTS, cache=tmp_path)
+    np.testing.assert_array_equal(again, features)
     assert np.array_equal(np.load(path), features)  # rewritten
     with torch.no_grad():
         encoder.encoder.layer[0].output.dense.weight.add_(0.1)
     new = text_feature_cache_path(encoder, tokenizer, TEXTS, directory=tmp_path)
     assert new != path
     assert not np.allclose(encode_texts(encoder, tokenizer, TEXTS, cache=tmp_path), features)
+
+
+def test_encode_texts_recomputes_empty_files_and_survives_a_misplaced_cache(
+    tokenizer, encoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = encode_texts(encoder, tokenizer, TEXTS, cache=False)
+    path = text_feature_cache_path(encoder, tokenizer, TEXTS, directory=tmp_path)
+    path.write_bytes(b"")
+    with pytest.warns(RuntimeWarning, match="regenerating"):
+        assert np.array_equal(encode_texts(encoder, tokenizer, TEXTS, cache=tmp_path), expected)
+    not_a_folder = tmp_path / "cache-file"
+    not_a_folder.write_text("")
+    monkeypatch.setenv("TL_CACHE_DIR", str(not_a_folder))
+    with pytest.warns(RuntimeWarning, match="TL_CACHE_DIR"):
+        assert np.array_equal(encode_texts(encoder, tokenizer, TEXTS), expected)
 
 
 def test_tokenizer_fingerprint_ignores_call_settings_but_not_the_vocabulary(
@@ -398,6 +414,18 @@ def test_encode_texts_mode_normalisation_and_bad_input(tokenizer, encoder) -> No
         encode_texts(encoder, tokenizer, [])
     with pytest.raises(ValueError, match="batch_size=0"):
         encode_texts(encoder, tokenizer, TEXTS, batch_size=0)
+
+
+def test_encode_texts_gives_back_each_module_its_own_mode(tokenizer, encoder) -> None:
+    model = SentenceClassifier(encoder, 2).train()
+    train_top_layers(model, k=1)
+    for module in model.modules():  # frozen parts in eval, as set_bn_eval does
+        if not any(p.requires_grad for p in module.parameters()):
+            module.eval()
+    before = {name: module.training for name, module in model.named_modules()}
+    assert any(before.values()) and not all(before.values())
+    encode_texts(model, tokenizer, TEXTS, cache=False)
+    assert {name: module.training for name, module in model.named_modules()} == before
 
 
 def test_embedding_drift(tokenizer, encoder) -> None:

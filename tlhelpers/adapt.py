@@ -1,6 +1,6 @@
 """Unsupervised domain adaptation: labelled source images, unlabelled target images, one task.
 
-What is here, each in its simplest correct form (see ANCHORS in the course's design notes):
+What is here, each in its simplest correct form, with the paper it follows:
 
 * :class:`GradientReversal` / :func:`grad_reverse` — identity forward, −λ × gradient backward
   (Ganin & Lempitsky, 2015; Ganin et al., JMLR 2016).
@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tlhelpers.data.imageset import ImageSet, to_float
+from tlhelpers.models.surgery import eval_mode
 
 __all__ = [
     "ALIGNMENTS",
@@ -398,16 +399,17 @@ def proxy_a_distance(
 def features_of(
     model: nn.Module, images: torch.Tensor | ImageSet, *, upto: str = "pool", batch_size: int = 512
 ) -> torch.Tensor:
-    """Features of ``images`` (uint8 or float) at stage ``upto``, in eval mode without gradients."""
+    """Features of ``images`` (uint8 or float) at stage ``upto``, in eval mode without gradients.
+
+    Afterwards every module is back in its own train/eval mode (see
+    :func:`tlhelpers.models.eval_mode`).
+    """
     data = images.images if isinstance(images, ImageSet) else images
-    was_training = model.training
-    model.eval()
     out: list[torch.Tensor] = []
-    with torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         for start in range(0, len(data), batch_size):
             batch = data[start : start + batch_size]
             batch = to_float(batch) if batch.dtype == torch.uint8 else batch
             out.append(model.forward_features(batch, upto=upto).flatten(1))
-    model.train(was_training)
     return torch.cat(out)
 

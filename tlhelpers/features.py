@@ -16,8 +16,6 @@ profile and is several times faster on CPU for the 3,072 raw pixels of a 32×32 
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,9 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tlhelpers.cache import cache_argument_fix, finite_rows, load_or_compute, spec_path
 from tlhelpers.data.imageset import ImageSet, to_float
-from tlhelpers.files import atomic_write
-from tlhelpers.settings import cache_dir, pick_device
+from tlhelpers.models.surgery import eval_mode
+from tlhelpers.settings import pick_device
 
 __all__ = [
     "FEATURE_CACHE_VERSION",
@@ -130,17 +129,8 @@ def feature_cache_path(
         "layer": layer,
         "pool": pool,
     }
-    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:32]
-    folder = Path(directory) if directory is not None else cache_dir() / "features"
-    return folder / f"{type(model).__name__}-{layer}-{key}.npy"
-
-
-def _load_cached(path: Path, n: int) -> np.ndarray | None:
-    try:
-        features = np.load(path, allow_pickle=False)
-    except (OSError, ValueError):
-        return None
-    return features if features.ndim == 2 and features.shape[0] == n else None
+    prefix = f"{type(model).__name__}-{layer}"
+    return spec_path(spec, prefix=prefix, folder="features", directory=directory)
 
 
 @torch.no_grad()
@@ -152,25 +142,24 @@ def _compute(
     batch_size: int,
     device: torch.device,
 ) -> np.ndarray:
-    was_training = model.training
     fast = device.type in ("cpu", "cuda") and _has_contiguous_4d_weights(model)
-    model.eval()  # batch norm uses its stored statistics and updates nothing
-    try:
-        model.to(device)
-        if fast:  # channels-last convolutions: same numbers, 1.5-2x faster
-            model.to(memory_format=torch.channels_last)
-        chunks = []
-        for start in range(0, len(images), batch_size):
-            batch = images[start : start + batch_size]
-            x = (to_float(batch) if batch.dtype == torch.uint8 else batch.float()).to(device)
-            if fast and x.dim() == 4:
-                x = x.contiguous(memory_format=torch.channels_last)
-            chunks.append(_layer_output(model, x, layer, pool).float().cpu())
-        return torch.cat(chunks).numpy()
-    finally:
-        if fast:
-            model.to(memory_format=torch.contiguous_format)
-        model.train(was_training)
+    # eval: batch norm uses its stored statistics and updates nothing
+    with eval_mode(model):
+        try:
+            model.to(device)
+            if fast:  # channels-last convolutions: same numbers, 1.5-2x faster
+                model.to(memory_format=torch.channels_last)
+            chunks = []
+            for start in range(0, len(images), batch_size):
+                batch = images[start : start + batch_size]
+                x = (to_float(batch) if batch.dtype == torch.uint8 else batch.float()).to(device)
+                if fast and x.dim() == 4:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                chunks.append(_layer_output(model, x, layer, pool).float().cpu())
+            return torch.cat(chunks).numpy()
+        finally:
+            if fast:
+                model.to(memory_format=torch.contiguous_format)
 
 
 def _has_contiguous_4d_weights(model: nn.Module) -> bool:
@@ -191,7 +180,8 @@ def extract_features(
     """Features of every image at ``layer`` of a frozen ``model``, computed once and cached.
 
     The model runs in ``eval()`` mode without gradients (batch-norm statistics are used, never
-    updated) and is put back in the mode it was in. Nothing about the model changes.
+    updated); afterwards every module is back in its own mode (batch norm that
+    :func:`~tlhelpers.models.set_bn_eval` froze stays in eval). Nothing about the model changes.
 
     Args:
         model: a :class:`~tlhelpers.models.SmallCNN` (or any module with ``forward_features``
@@ -205,7 +195,8 @@ def extract_features(
         batch_size: images per forward pass.
         device: where to run the model ("cpu", "cuda", "auto", ...).
         cache: True uses ``cache_dir()/features``; a path uses that folder; False never reads
-            or writes a cache.
+            or writes a cache. A damaged file is recomputed, and an unwritable folder only
+            warns (see :mod:`tlhelpers.cache`).
 
     Returns:
         float32 array of shape (N, D).
@@ -218,16 +209,12 @@ def extract_features(
     if cache is False or cache is None:
         return _compute(model, images, layer, pool, batch_size, pick_device(device))
     directory = None if cache is True else Path(cache)
-    path = feature_cache_path(model, images, layer, pool=pool, directory=directory)
-    if path.exists() and (features := _load_cached(path, len(images))) is not None:
-        return features
-    features = _compute(model, images, layer, pool, batch_size, pick_device(device))
-
-    def write(handle: io.BufferedWriter) -> None:
-        np.save(handle, features, allow_pickle=False)
-
-    atomic_write(path, write)
-    return features
+    return load_or_compute(
+        lambda: feature_cache_path(model, images, layer, pool=pool, directory=directory),
+        lambda: _compute(model, images, layer, pool, batch_size, pick_device(device)),
+        check=finite_rows(len(images)),
+        fix=cache_argument_fix(cache),
+    )
 
 
 @dataclass

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from tlhelpers.models.surgery import eval_mode
 from tlhelpers.settings import pick_device, tune_cpu_allocator
 
 __all__ = ["EarlyStopping", "Evaluation", "History", "evaluate", "fit", "predict"]
@@ -248,18 +249,6 @@ def _memory_format(model: nn.Module, channels_last: bool) -> Iterator[bool]:
         model.to(memory_format=torch.contiguous_format)
 
 
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Eval mode inside the block; afterwards every module's own train/eval flag is restored."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for module, training in modes:
-            module.training = training
-
-
 class _Running:
     """Sums of loss, correct predictions and counts, kept on the device to avoid syncs."""
 
@@ -289,7 +278,7 @@ def _run_eval(
     model: nn.Module, loader: Iterable, device: torch.device, loss_fn: Callable, channels_last: bool
 ) -> _Running:
     running = _Running()
-    with _eval_mode(model), torch.inference_mode():
+    with eval_mode(model), torch.inference_mode():
         for batch in loader:
             x, y = _split(batch)
             x, y = _move(x, device, channels_last), y.to(device, non_blocking=True)
@@ -347,7 +336,7 @@ def predict(
     logits, targets = [], []
     with (
         _memory_format(model, dev.type in _CHANNELS_LAST_DEVICES) as channels_last,
-        _eval_mode(model),
+        eval_mode(model),
         torch.inference_mode(),
     ):
         for batch in loader:

@@ -5,15 +5,15 @@ A dataset is stored as an uncompressed ``.npz`` of uint8 images and int64 labels
 pixels (sizes, seed, fonts, style, :data:`RENDER_VERSION`, library versions), so changing any of
 them makes a new file instead of reusing a stale one. Files are written to a temporary name in
 the same folder and then renamed, so a crash never leaves a half-written file under the real
-name; a file that cannot be read back anyway is regenerated with a warning.
+name; a file that cannot be read back anyway is regenerated with a warning, and an unwritable
+cache folder warns and the dataset is generated without being stored (the behaviour of every
+cache of the course: :mod:`tlhelpers.cache`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import warnings
-import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ import matplotlib
 import numpy as np
 import PIL
 
-from tlhelpers.files import atomic_write
+from tlhelpers.cache import CACHE_FIX, load_or_compute
 from tlhelpers.settings import cache_dir
 
 __all__ = ["RENDER_VERSION", "cache_path", "cached_arrays", "content_key"]
@@ -50,28 +50,6 @@ def cache_path(kind: str, params: Mapping[str, Any]) -> Path:
     return cache_dir() / "worlds" / f"{kind}-{content_key(params)[:24]}.npz"
 
 
-def _load(path: Path, key: str, check: Callable[[Arrays], bool]) -> Arrays | None:
-    """The arrays in ``path``, or None (with a warning) when the file is unusable."""
-    try:
-        with np.load(path, allow_pickle=False) as stored:
-            arrays = {name: stored[name] for name in stored.files}
-        if str(arrays.pop("content_key", "")) != key or not check(arrays):
-            raise ValueError("its contents do not match the requested dataset")
-        return arrays
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-        warnings.warn(
-            f"cached dataset {path} cannot be used ({err}); regenerating it.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        return None
-
-
-def _save(path: Path, key: str, arrays: Arrays) -> None:
-    """Write ``arrays`` to ``path`` atomically (temporary file in the same folder, then rename)."""
-    atomic_write(path, lambda handle: np.savez(handle, content_key=np.array(key), **arrays))
-
-
 def cached_arrays(
     kind: str,
     params: Mapping[str, Any],
@@ -79,6 +57,9 @@ def cached_arrays(
     check: Callable[[Arrays], bool] = lambda arrays: True,
 ) -> Arrays:
     """Load the arrays cached for ``params``, or make, save and return them.
+
+    A damaged file is regenerated and an unwritable cache folder only warns; see
+    :func:`tlhelpers.cache.load_or_compute`.
 
     Args:
         kind: a readable prefix of the file name, e.g. "letters-train".
@@ -89,20 +70,16 @@ def cached_arrays(
     Returns:
         A dict of NumPy arrays, identical whether made now or loaded.
     """
-    path = cache_path(kind, params)
     key = content_key(params)
-    if path.exists():
-        arrays = _load(path, key, check)
-        if arrays is not None:
-            return arrays
-    arrays = make()
-    try:
-        _save(path, key, arrays)
-    except OSError as err:
-        warnings.warn(
-            f"could not write the dataset cache {path} ({err}); continuing without it. Set "
-            "TL_CACHE_DIR to a writable folder to cache generated datasets.",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    return arrays
+
+    def matches(stored: Arrays) -> bool:
+        arrays = {name: value for name, value in stored.items() if name != "content_key"}
+        return str(stored.get("content_key", "")) == key and check(arrays)
+
+    stored = load_or_compute(
+        lambda: cache_path(kind, params),
+        lambda: {"content_key": np.array(key), **make()},
+        check=matches,
+        fix=f"{CACHE_FIX} to cache generated datasets",
+    )
+    return {name: value for name, value in stored.items() if name != "content_key"}

@@ -20,13 +20,16 @@ does); for any other model its top-level children are its stages.
 Batch-norm pitfall: ``requires_grad = False`` stops gradients, not batch norm. A BatchNorm layer
 in ``train()`` mode updates its running mean and variance on every forward pass, even under
 ``torch.no_grad()``, so a "frozen" stage still drifts. Call :func:`set_bn_eval` after every
-``model.train()`` (``fit(..., train_mode_hook=set_bn_eval)`` does that each epoch).
+``model.train()`` (``fit(..., train_mode_hook=set_bn_eval)`` does that each epoch). For the same
+reason a helper that runs a model in eval mode restores each module's own flag afterwards
+(:func:`eval_mode`), not ``model.train(was_training)``, which would switch them back on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -36,6 +39,7 @@ __all__ = [
     "ParameterSummary",
     "StageParams",
     "discriminative_lrs",
+    "eval_mode",
     "freeze",
     "freeze_all_except",
     "param_groups",
@@ -359,3 +363,24 @@ def set_bn_eval(model: nn.Module, stages: Iterable[str] | None = None) -> list[s
             module.eval()
             switched.append(name)
     return switched
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Run ``model`` in eval mode inside the block; afterwards every module's own flag is back.
+
+    ``model.train(was_training)`` would put every submodule in the top module's mode, undoing
+    :func:`set_bn_eval`; this restores each module's ``training`` flag as it was, even when the
+    block raises.
+
+    Example:
+        >>> with eval_mode(model):
+        ...     logits = model(x)
+    """
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, training in modes:
+            module.training = training

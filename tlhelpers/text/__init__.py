@@ -1,0 +1,76 @@
+"""The text side of the course: tokenising, batching, pooling, task heads and sentence features.
+
+Everything here works with a BERT-style encoder such as the course's all-MiniLM-L6-v2 (see
+:mod:`tlhelpers.models.text_backbones`) and with the course's one training loop
+(:func:`tlhelpers.train.fit`). Every name is importable from ``tlhelpers.text``; the modules:
+
+- :mod:`~tlhelpers.text.tokens`: :func:`tokenize` and :class:`TextLoader` turn strings into
+  batches ``({"input_ids", "attention_mask"}, labels)``, which ``fit`` passes as
+  ``model(**inputs)``;
+- :mod:`~tlhelpers.text.heads`: :func:`mean_pool` and :func:`cls_pool` turn token vectors
+  (B, L, D) into one vector per text; :class:`SentenceClassifier` (pooled encoder + linear head,
+  returns logits);
+- :mod:`~tlhelpers.text.qa`: :class:`QuestionAnswering` (extractive QA: start and end logits
+  over the tokens, Devlin et al. 2019, section 4.2) with :func:`span_loss`,
+  :func:`decode_spans` and :func:`tokenize_qa`;
+- :mod:`~tlhelpers.text.embeddings`: :func:`encode_texts`, frozen sentence embeddings cached
+  on disk like :func:`tlhelpers.features.extract_features`; :func:`embedding_drift` compares
+  two encoders' embeddings of the same texts (how far fine-tuning moved the representation:
+  catastrophic forgetting, McCloskey & Cohen 1989; Kirkpatrick et al. 2017);
+- :mod:`~tlhelpers.text.layers`: :func:`train_top_layers` and :func:`text_param_groups`
+  fine-tune only the top k transformer blocks, or all of them with ULMFiT's discriminative
+  learning rates (Howard & Ruder, 2018).
+"""
+
+from tlhelpers.text.embeddings import (
+    TEXT_CACHE_VERSION,
+    embedding_drift,
+    encode_texts,
+    text_feature_cache_path,
+    tokenizer_fingerprint,
+)
+from tlhelpers.text.heads import POOLINGS, SentenceClassifier, cls_pool, mean_pool, pool
+from tlhelpers.text.layers import (
+    text_encoder_of,
+    text_layer_groups,
+    text_param_groups,
+    train_top_layers,
+    transformer_layers,
+)
+from tlhelpers.text.qa import (
+    QuestionAnswering,
+    SpanLogits,
+    answer_mask,
+    decode_spans,
+    span_loss,
+    tokenize_qa,
+)
+from tlhelpers.text.tokens import TextLoader, encode_labels, text_loader, tokenize
+
+__all__ = [
+    "POOLINGS",
+    "TEXT_CACHE_VERSION",
+    "QuestionAnswering",
+    "SentenceClassifier",
+    "SpanLogits",
+    "TextLoader",
+    "answer_mask",
+    "cls_pool",
+    "decode_spans",
+    "embedding_drift",
+    "encode_labels",
+    "encode_texts",
+    "mean_pool",
+    "pool",
+    "span_loss",
+    "text_encoder_of",
+    "text_feature_cache_path",
+    "text_layer_groups",
+    "text_loader",
+    "text_param_groups",
+    "tokenize",
+    "tokenize_qa",
+    "tokenizer_fingerprint",
+    "train_top_layers",
+    "transformer_layers",
+]
