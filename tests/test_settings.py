@@ -142,3 +142,15 @@ def test_full_profile_on_cpu_warns_with_an_estimate() -> None:
     assert full_profile_warning(FULL, cuda=True) is None
     assert full_profile_warning(QUICK, cuda=False) is None
     assert profile_summary(QUICK).splitlines()[0].strip().startswith("name =")
+
+
+def test_seed_everything_takes_numpy_integers_and_rejects_seeds_numpy_cannot_use() -> None:
+    import numpy as np
+
+    seed_everything(np.int64(3))
+    first = torch.rand(2)
+    seed_everything(3)
+    assert torch.equal(torch.rand(2), first)
+    seed_everything(2**32 - 1)
+    with pytest.raises(ValueError, match=r"seed=4294967296 must be .* below 2\*\*32"):
+        seed_everything(2**32)

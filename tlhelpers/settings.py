@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tlhelpers import _checks
+
 __all__ = [
     "FULL",
     "PROFILES",
@@ -277,11 +279,11 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, NumPy and torch so CPU runs repeat exactly; return a seeded torch Generator.
 
-    Also makes cuDNN deterministic. Call it at the top of a notebook and before each run that
+    ``seed`` is a whole number from 0 to 2**32 - 1 (NumPy integers too). Also makes cuDNN
+    deterministic. Call it at the top of a notebook and before each run that
     should be repeatable.
     """
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed={seed!r} must be a non-negative integer, e.g. seed = 0.")
+    seed = _checks.seed("seed", seed)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
