@@ -89,7 +89,11 @@ def cached_arrays(
     Returns:
         A dict of NumPy arrays, identical whether made now or loaded.
     """
-    path = cache_path(kind, params)
+    try:
+        path = cache_path(kind, params)
+    except OSError as err:  # TL_CACHE_DIR is a file or cannot be created: no cache, same data
+        warnings.warn(f"{err}; continuing without the dataset cache.", RuntimeWarning, stacklevel=2)
+        return make()
     key = content_key(params)
     if path.exists():
         arrays = _load(path, key, check)
