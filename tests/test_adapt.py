@@ -242,3 +242,39 @@ def test_mixed_batches_share_batch_norm_statistics_and_separate_ones_do_not() ->
     assert not torch.allclose(joint, alone, atol=1e-3)
     with pytest.raises(ValueError, match="'together' is not known"):
         DomainAdapter(network, "dann", batches="together")
+
+
+@pytest.mark.parametrize(
+    ("images", "kwargs", "message"),
+    [
+        (torch.zeros(8, 3, 32, 32, dtype=torch.uint8), {"batch_size": -4}, r"batch_size=-4"),
+        (torch.zeros(8, 3, 32, 32, dtype=torch.uint8), {"batch_size": 2.0}, r"batch_size=2\.0"),
+        (torch.zeros(8, 1, 32, 32, dtype=torch.uint8), {}, r"1 channels but SmallCNN expects 3"),
+        (torch.zeros(8, 32, 32, dtype=torch.uint8), {}, r"\(N, C, H, W\).*\(8, 32, 32\)"),
+        (torch.full((8, 3, 32, 32), math.nan), {}, r"NaN or infinite"),
+        (torch.zeros(8, 3, 1, 1), {}, r"."),  # passes the checks, fails in the forward pass
+    ],
+)
+def test_adabn_leaves_the_model_unchanged_when_it_fails(
+    images: torch.Tensor, kwargs: dict, message: str
+) -> None:
+    torch.manual_seed(0)
+    model = SmallCNN(10, widths=WIDTHS)
+    adabn(model, _images(32, seed=2))  # statistics that are not the defaults
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises((ValueError, RuntimeError), match=message):
+        adabn(model, images, **kwargs)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert model.training and model.stem[1].momentum == 0.1
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -1.0, True, "1"])
+def test_gradient_reversal_refuses_weights_that_are_not_finite_and_non_negative(
+    bad: object,
+) -> None:
+    x = torch.ones(3, requires_grad=True)
+    with pytest.raises((ValueError, TypeError), match="lambda_="):
+        grad_reverse(x, bad)  # type: ignore[arg-type]
+    with pytest.raises((ValueError, TypeError), match="lambda_="):
+        GradientReversal(bad)  # type: ignore[arg-type]

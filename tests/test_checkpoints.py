@@ -174,3 +174,205 @@ def test_corrupt_labels_replaces_the_requested_share() -> None:
         assert torch.equal(corrupt_labels(clean, epsilon).labels, noisy.labels)  # fixed stream
     with pytest.raises(ValueError, match=r"epsilon=1\.5"):
         corrupt_labels(clean, 1.5)
+
+
+# --- damaged checkpoints: every failure is a CheckpointError with the rebuild command ---------
+
+
+def _pickle_bytes() -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    torch.save({"w": torch.zeros(2)}, buffer)
+    return buffer.getvalue()
+
+
+def _rewrite_manifest(manifest_path: Path, **changes: object) -> None:
+    manifest = json.loads(manifest_path.read_text())
+    manifest.update(changes)
+    manifest_path.write_text(json.dumps(manifest))
+
+
+def _damage(case: str, weights: Path, manifest_path: Path) -> None:
+    import hashlib
+
+    if case == "manifest without config":
+        manifest = json.loads(manifest_path.read_text())
+        del manifest["config"]
+        manifest_path.write_text(json.dumps(manifest))
+    elif case == "manifest is a JSON list":
+        manifest_path.write_text("[1, 2, 3]")
+    elif case == "manifest is not UTF-8":
+        manifest_path.write_bytes(b'{"sha256": "\xff\xfe"}')
+    elif case == "manifest sha256 is not text":
+        _rewrite_manifest(manifest_path, sha256=12)
+    elif case in ("truncated weights, hash updated", "pickle renamed .safetensors"):
+        data = weights.read_bytes()[:100] if case.startswith("truncated") else _pickle_bytes()
+        weights.write_bytes(data)
+        _rewrite_manifest(manifest_path, sha256=hashlib.sha256(data).hexdigest())
+    elif case == "weights are a folder":
+        weights.unlink()
+        weights.mkdir()
+    else:  # pragma: no cover
+        raise AssertionError(case)
+
+
+DAMAGE_CASES = [
+    "manifest without config",
+    "manifest is a JSON list",
+    "manifest is not UTF-8",
+    "manifest sha256 is not text",
+    "truncated weights, hash updated",
+    "pickle renamed .safetensors",
+    "weights are a folder",
+]
+
+
+@pytest.mark.parametrize("case", DAMAGE_CASES)
+def test_every_damaged_checkpoint_names_the_file_and_the_rebuild_command(
+    case: str, tmp_path: Path
+) -> None:
+    save_checkpoint(_tiny_model(), "letters", profile="quick", manifest={}, directory=tmp_path)
+    weights, manifest_path = checkpoint_paths("letters", "quick", tmp_path)
+    _damage(case, weights, manifest_path)
+    for read in (
+        lambda: verify_checkpoint("letters", "quick", tmp_path),  # reads what loading reads
+        lambda: load_checkpoint("letters", profile="quick", directory=tmp_path),
+    ):
+        with pytest.raises(CheckpointError) as info:
+            read()
+        error = info.value
+        assert str(tmp_path) in error.problem, error.problem
+        assert error.fix == f"python -m tlhelpers pretrain letters --profile quick --out {tmp_path}"
+        assert str(error).endswith(f"Rebuild it: {error.fix}")
+
+
+def test_checkpoint_error_keeps_its_fix_when_pickled() -> None:
+    import pickle
+
+    error = CheckpointError("it broke.", "python -m tlhelpers pretrain letters")
+    copy = pickle.loads(pickle.dumps(error))
+    assert (copy.problem, copy.fix, str(copy)) == (error.problem, error.fix, str(error))
+    assert str(CheckpointError("no fix here.")) == "no fix here."
+
+
+def test_one_bad_manifest_does_not_stop_the_listing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TL_DATA_DIR", str(tmp_path))
+    folder = tmp_path / "checkpoints" / "quick"
+    for name in ("letters", "textures"):
+        save_checkpoint(_tiny_model(), name, profile="quick", manifest={}, directory=folder)
+    (folder / "letters.json").write_text('["not", "a", "manifest"]')
+    results = {name: (ok, detail) for name, ok, detail in verify_all("quick")}
+    assert results["textures"][0] and not results["letters"][0]
+    assert "Rebuild it" not in results["letters"][1]  # the detail is the problem; fix apart
+    assert cli_main(["backbones"]) == 0
+    out = capsys.readouterr().out
+    assert "rebuild: python -m tlhelpers pretrain letters --profile quick" in out
+    assert "sha256 ok" in out  # textures still listed as fine
+
+
+def test_concurrent_saves_leave_weights_and_manifest_of_one_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writer A pauses between its weights and its manifest while writer B saves the same name:
+    the pair on disk still comes from one writer (B waits for A's lock)."""
+    import threading
+
+    from tlhelpers.models import checkpoints
+
+    real_write = checkpoints.atomic_write
+    b_done = threading.Event()
+
+    def pausing_write(path, write):
+        result = real_write(path, write)
+        if threading.current_thread().name == "A" and str(path).endswith(".safetensors"):
+            b_done.wait(timeout=0.5)  # without a lock, B's whole save lands here
+        return result
+
+    monkeypatch.setattr(checkpoints, "atomic_write", pausing_write)
+    models = {"A": _tiny_model(1), "B": _tiny_model(2)}
+
+    def save(writer: str) -> None:
+        save_checkpoint(
+            models[writer], "letters", profile="quick", manifest={"writer": writer},
+            directory=tmp_path,
+        )
+        if writer == "B":
+            b_done.set()
+
+    a = threading.Thread(target=save, args=("A",), name="A")
+    b = threading.Thread(target=save, args=("B",), name="B")
+    a.start()
+    while not any(tmp_path.glob("*.safetensors")) and a.is_alive():
+        threading.Event().wait(0.005)
+    b.start()
+    a.join()
+    b.join()
+    loaded, manifest = load_checkpoint("letters", profile="quick", directory=tmp_path)
+    expected = models[manifest["writer"]].state_dict()
+    assert all(torch.equal(v, expected[k]) for k, v in loaded.state_dict().items())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["letters.json", "letters.safetensors"]
+
+
+def test_pretrain_checks_its_arguments_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tlhelpers import pretrain as pretrain_module
+
+    def no_work(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the source world was generated before the arguments were checked")
+
+    monkeypatch.setattr(pretrain_module, "source_data", no_work)
+    for seed in (-1, 2**32, 1.5, True):
+        with pytest.raises(ValueError, match=r"seed=.* must be a non-negative integer"):
+            pretrain("letters", "quick", seed=seed, directory=tmp_path)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="device='tpu'"):
+        pretrain("letters", "quick", device="tpu", directory=tmp_path)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(CheckpointError, match="cannot write checkpoints"):
+        pretrain("letters", "quick", directory=blocker)
+
+
+def test_pretrain_full_profile_off_cuda_warns_before_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tlhelpers import pretrain as pretrain_module
+
+    class StopError(Exception):
+        pass
+
+    def stop(*args: object, **kwargs: object) -> None:
+        raise StopError
+
+    monkeypatch.setattr(pretrain_module, "source_data", stop)
+    with pytest.warns(RuntimeWarning, match="'full' profile is sized for one GPU"), pytest.raises(
+        StopError
+    ):
+        pretrain("letters", "full", device="cpu", save=False)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["pretrain", "letters", "--seed", "-1"], "is not a seed"),
+        (["pretrain", "letters", "--seed", "4294967296"], "is not a seed"),
+        (["pretrain", "letters", "--device", "tpu"], "device='tpu'"),
+    ],
+)
+def test_cli_rejects_bad_pretrain_arguments_before_work(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli_main(argv)
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_doctor_passes_the_profile_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tlhelpers import doctor
+
+    seen: list[list[str]] = []
+    monkeypatch.setattr(doctor, "main", lambda argv: seen.append(list(argv)) or 0)
+    assert cli_main(["doctor", "--profile", "full"]) == 0
+    assert seen == [["--profile", "full"]]

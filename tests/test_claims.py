@@ -273,3 +273,46 @@ def test_report_prints_the_sentence_after_its_claims(capsys: pytest.CaptureFixtu
         report("A sentence nothing checks.")
     with pytest.raises(ValueError, match="sentence"):
         report("", claim_true(True, statement="x"))
+
+
+# --- infinities and booleans never support a claim -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda: claim_at_least(math.inf, 90, label="acc"), ClaimError, "acc is NaN or infinite"),
+        (lambda: claim_at_most(-math.inf, 1, label="loss"), ClaimError, "loss is NaN or infinite"),
+        (
+            lambda: claim_greater([1.0, math.inf], [0.0, 0.0], a_label="a", b_label="b"),
+            ClaimError,
+            r"a is NaN or infinite at position\(s\) \[1\]",
+        ),
+        (
+            lambda: claim_greater(True, False, a_label="a", b_label="b"),
+            TypeError,
+            "a=True is a boolean",
+        ),
+        (
+            lambda: claim_at_least(np.array([True, True]), 0, label="hits"),
+            TypeError,
+            "is a boolean",
+        ),
+        (lambda: claim_at_least(1.0, True, label="x"), TypeError, "threshold=True is a boolean"),
+        (lambda: claim_at_least(1.0, math.inf, label="x"), ValueError, "threshold is infinite"),
+        (
+            lambda: claim_greater(2, 1, a_label="a", b_label="b", margin=math.inf),
+            ValueError,
+            "margin=inf must be a finite",
+        ),
+        (
+            lambda: claim_close(1, 2, tolerance=math.inf, a_label="a", b_label="b"),
+            ValueError,
+            "tolerance=inf must be a finite",
+        ),
+        (lambda: claim_between(5, -math.inf, math.inf, label="x"), ValueError, "low is infinite"),
+    ],
+)
+def test_claims_refuse_infinities_and_booleans(call, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        call()

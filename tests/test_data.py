@@ -64,6 +64,33 @@ def test_imageset_subset_and_float():
         data.subset([0, 99])
 
 
+@pytest.mark.parametrize(
+    ("indices", "error", "message"),
+    [
+        ([0.5, 1.7], TypeError, r"must be integers or a boolean mask; got dtype float64"),
+        (np.array([1.0, 2.0]), TypeError, "dtype float64"),
+        (torch.tensor([0.0, 1.0]), TypeError, "dtype float32"),
+        ([True, False], ValueError, r"one entry per image .* shape \(10,\); got shape \(2,\)"),
+        (np.ones(11, dtype=bool), ValueError, r"got shape \(11,\)"),
+        (torch.ones(3, dtype=torch.bool), ValueError, r"got shape \(3,\)"),
+    ],
+)
+def test_imageset_subset_refuses_float_indices_and_masks_of_the_wrong_length(
+    indices, error, message
+):
+    with pytest.raises(error, match=message):
+        _imageset().subset(indices)
+
+
+def test_imageset_subset_takes_integer_arrays_tensors_and_full_masks():
+    data = _imageset()
+    mask = data.labels == 1
+    assert torch.equal(data.subset(mask).labels, data.labels[mask])
+    assert torch.equal(data.subset(mask.numpy()).images, data.images[mask])
+    assert len(data.subset(np.array([2, 4], dtype=np.int32))) == 2
+    assert len(data.subset([])) == 0
+
+
 def test_imageset_validates_dtypes_and_labels():
     good = _imageset()
     with pytest.raises(ValueError, match="uint8"):

@@ -266,3 +266,12 @@ def _rows_list(data: ImageSet) -> list[bytes]:
 def test_bad_inputs_raise_value_error_naming_the_value(call, named):
     with pytest.raises(ValueError, match=named):
         call()
+
+
+def test_a_cache_folder_that_is_a_file_warns_and_the_world_is_still_made(tmp_path, monkeypatch):
+    blocker = tmp_path / "cache-file"
+    blocker.write_text("")
+    monkeypatch.setenv("TL_CACHE_DIR", str(blocker))
+    with pytest.warns(RuntimeWarning, match="TL_CACHE_DIR.*continuing without the dataset cache"):
+        data = letters("val", TINY)
+    assert len(data) == TINY.source_val_images

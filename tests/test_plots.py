@@ -102,7 +102,12 @@ def test_import_changes_no_matplotlib_setting() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["learning curves", "1-curves", "01_curves", "01-Curves", "01-", "01-curves.png", "", "01"],
+    [
+        "learning curves", "1-curves", "01_curves", "01-Curves", "01-", "01-curves.png", "", "01",
+        "01-curves\n",  # "$" would match before a final newline
+        "\u0661\u0662-curves",  # Arabic-Indic digits are \d in Unicode patterns
+        "01-curv\u00e9s",
+    ],
 )
 def test_save_figure_rejects_bad_names(name: str) -> None:
     with pytest.raises(ValueError) as info:
@@ -363,3 +368,33 @@ def test_error_bars_say_what_they_are_and_n() -> None:
     assert ax.texts[-1].get_text() == "one run (no error bar)"
     with pytest.raises(ValueError, match=r"where='middle'.*valid choices"):
         note_error_bars(ax, 3, where="middle")
+
+
+def test_save_figure_names_the_variable_when_the_figures_folder_is_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("TL_FIGURES_DIR", str(blocker))
+    with pytest.raises(OSError, match=r"TL_FIGURES_DIR.*set TL_FIGURES_DIR to a folder"):
+        save_figure("01-curves", _figure())
+    with pytest.raises(OSError, match=r"directory=.*not-a-folder.* not a folder"):
+        save_figure("01-curves", _figure(), directory=blocker)
+
+
+def test_save_figure_checks_the_folder_is_writable_before_rendering(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    fig = _figure()
+    rendered: list[str] = []
+    monkeypatch.setattr(fig, "savefig", lambda *a, **k: rendered.append("png"))
+
+    def read_only(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    with pytest.raises(OSError, match=r"cannot write to .*set TL_FIGURES_DIR"):
+        save_figure("01-curves", fig)
+    assert rendered == []

@@ -181,3 +181,15 @@ def test_profile_summary_lists_only_the_fields_used() -> None:
         profile_summary(QUICK, used=["shot"])
     with pytest.raises(TypeError, match="list of field names"):
         profile_summary(QUICK, used="shots")  # type: ignore[arg-type]
+
+
+def test_seed_everything_takes_numpy_integers_and_rejects_seeds_numpy_cannot_use() -> None:
+    import numpy as np
+
+    seed_everything(np.int64(3))
+    first = torch.rand(2)
+    seed_everything(3)
+    assert torch.equal(torch.rand(2), first)
+    seed_everything(2**32 - 1)
+    with pytest.raises(ValueError, match=r"seed=4294967296 must be .* below 2\*\*32"):
+        seed_everything(2**32)

@@ -302,3 +302,86 @@ def test_fit_trains_channels_last_and_gives_the_model_back_contiguous() -> None:
     model.stem[0].weight.view(8, -1)  # works only on contiguous weights
     evaluate(model, TinyLoader(x, y, 4), device="cpu")
     assert all(p.is_contiguous() for p in model.parameters())
+
+
+# --- bad input: an error that names the argument, the value and the fix, before any step -----
+
+
+class OnePassLoader:
+    """Has a len() but, like a generator, yields its batches only once."""
+
+    def __init__(self, batches: list) -> None:
+        self.batches = iter(batches)
+        self.n = len(batches)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        return self.batches
+
+
+def _sgd(model: nn.Module, lr: object = 0.1) -> torch.optim.Optimizer:
+    """SGD whose first group's lr is set afterwards, so values SGD itself refuses get through."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    optimizer.param_groups[0]["lr"] = lr
+    return optimizer
+
+
+@pytest.mark.parametrize(
+    ("make_targets", "kwargs", "error", "message"),
+    [
+        (lambda y: y[:, None], {}, ValueError, r"shape \(32, 1\).*targets\.squeeze\(1\)"),
+        (lambda y: y + 5, {}, ValueError, r"target label 7 is out of range .* 3 outputs"),
+        (lambda y: y - 1, {}, ValueError, r"target label -1 is out of range"),
+        (lambda y: y, {"grad_clip": "1"}, TypeError, r"grad_clip='1' \(str\) must be a real"),
+        (lambda y: y, {"grad_clip": math.inf}, ValueError, r"grad_clip=inf must be a finite"),
+        (lambda y: y, {"epochs": True}, ValueError, r"epochs=True must be a positive integer"),
+        (lambda y: y, {"lr": -0.1}, ValueError, r"group 0 .* lr=-0\.1.*climbs the loss"),
+        (lambda y: y, {"lr": math.nan}, ValueError, r"lr=nan"),
+    ],
+)
+def test_fit_rejects_bad_input_before_changing_the_model(
+    make_targets, kwargs: dict, error: type, message: str
+) -> None:
+    x, y = blobs(32)
+    model = mlp()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    lr = kwargs.pop("lr", 0.1)
+    with pytest.raises(error, match=message):
+        fit(model, [(x, make_targets(y))], optimizer=_sgd(model, lr), progress=False, **kwargs)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_fit_on_a_loader_used_up_after_one_epoch_says_so() -> None:
+    x, y = blobs(32)
+    model = mlp()
+    loader = OnePassLoader([(x, y)])
+    with pytest.raises(ValueError, match=r"train_loader yielded no batches in epoch 2"):
+        fit(model, loader, optimizer=_sgd(model), epochs=2, progress=False)
+
+
+def test_evaluate_on_a_loader_without_batches_says_so() -> None:
+    x, y = blobs(32)
+    loader = OnePassLoader([(x, y)])
+    list(loader)  # used up
+    with pytest.raises(ValueError, match=r"loader yielded no batches.*a list, a DataLoader"):
+        evaluate(mlp(), loader, device="cpu")
+    model = mlp()
+    val = OnePassLoader([(x, y)])
+    with pytest.raises(ValueError, match=r"val_loader yielded no batches"):
+        fit(model, [(x, y)], val, optimizer=_sgd(model), epochs=2, progress=False)
+
+
+def test_evaluate_checks_labels_against_the_model_outputs() -> None:
+    x, y = blobs(32)
+    with pytest.raises(ValueError, match=r"target label 9 is out of range"):
+        evaluate(mlp(), [(x, torch.full_like(y, 9))], device="cpu")
+
+
+def test_a_zero_learning_rate_and_probability_targets_stay_allowed() -> None:
+    x, y = blobs(32)
+    model = mlp()
+    fit(model, [(x, y)], optimizer=_sgd(model, 0.0), progress=False)
+    soft = torch.nn.functional.one_hot(y, 3).float()  # class probabilities, shape (B, C)
+    fit(model, [(x, soft)], optimizer=_sgd(model), progress=False)

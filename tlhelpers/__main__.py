@@ -3,10 +3,34 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 
 __all__ = ["main"]
+
+
+def _seed(text: str) -> int:
+    """``--seed``: checked before any work (argparse reports the error and exits with 2)."""
+    from tlhelpers._checks import seed
+
+    try:
+        return seed("--seed", int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a seed; use a whole number from 0 to 2**32 - 1, e.g. --seed 0."
+        ) from None
+
+
+def _device(text: str) -> str:
+    """``--device``: a name :func:`tlhelpers.settings.pick_device` understands on this machine."""
+    from tlhelpers.settings import pick_device
+
+    try:
+        pick_device(text)
+    except (ValueError, RuntimeError) as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -17,14 +41,16 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m tlhelpers", description="Helpers for Transfer Learning, hands-on."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("doctor", help="check the environment, data and checkpoints")
+    doctor = commands.add_parser("doctor", help="check the environment, data and checkpoints")
+    doctor.add_argument("--profile", choices=list(PROFILES), default="quick")
+    doctor.add_argument("--constraints", default=None, help="constraints file to compare with")
     backbones = commands.add_parser("backbones", help="list course backbones and their state")
     backbones.add_argument("--profile", choices=list(PROFILES), default="quick")
     pre = commands.add_parser("pretrain", help="pretrain a course checkpoint and save it")
     pre.add_argument("name", choices=list_backbones(), help="which backbone")
     pre.add_argument("--profile", choices=list(PROFILES), default="quick")
-    pre.add_argument("--seed", type=int, default=0)
-    pre.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    pre.add_argument("--seed", type=_seed, default=0, help="a non-negative integer")
+    pre.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda or mps")
     pre.add_argument("--out", default=None, help="folder to write to (default: data/checkpoints)")
     pre.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
@@ -38,6 +64,8 @@ def _pretrain(args: argparse.Namespace) -> int:
     command = (
         f"python -m tlhelpers pretrain {args.name} --profile {args.profile} --seed {args.seed}"
     )
+    if args.out:
+        command += f" --out {shlex.quote(args.out)}"
     result = pretrain(
         args.name,
         args.profile,
@@ -58,12 +86,14 @@ def _pretrain(args: argparse.Namespace) -> int:
 
 
 def _backbones(args: argparse.Namespace) -> int:
-    from tlhelpers.models.checkpoints import BACKBONES, verify_all
+    from tlhelpers.models.checkpoints import BACKBONES, rebuild_command, verify_all
 
     for name, ok, detail in verify_all(args.profile):
         info = BACKBONES[name]
         print(f"{'✓' if ok else '✗'} {name:<17} {info.supervision:<16} {info.source}")
         print(f"  {detail}")
+        if not ok:
+            print(f"  rebuild: {rebuild_command(name, args.profile)}")
     _torchvision_backbones()
     _text_backbones()
     return 0
@@ -110,7 +140,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "doctor":
         from tlhelpers.doctor import main as doctor_main
 
-        return doctor_main([])
+        options = ["--profile", args.profile]
+        if args.constraints is not None:
+            options += ["--constraints", args.constraints]
+        return doctor_main(options)
     if args.command == "pretrain":
         return _pretrain(args)
     return _backbones(args)

@@ -20,6 +20,7 @@ What is here, each in its simplest correct form, with the paper it follows:
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -29,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tlhelpers import _checks
 from tlhelpers.data.imageset import ImageSet, to_float
 from tlhelpers.models.surgery import eval_mode
 
@@ -69,9 +71,8 @@ class _GradReverse(torch.autograd.Function):
 
 def grad_reverse(x: torch.Tensor, lambda_: float = 1.0) -> torch.Tensor:
     """``x`` unchanged; its gradient is multiplied by ``-lambda_`` on the way back."""
-    if not isinstance(lambda_, (int, float)) or isinstance(lambda_, bool) or lambda_ < 0:
-        raise ValueError(f"lambda_={lambda_!r} must be a number >= 0, e.g. lambda_=1.0.")
-    return _GradReverse.apply(x, float(lambda_))
+    lambda_ = _checks.finite("lambda_", lambda_, minimum=0, example=1.0)
+    return _GradReverse.apply(x, lambda_)
 
 
 class GradientReversal(nn.Module):
@@ -79,7 +80,7 @@ class GradientReversal(nn.Module):
 
     def __init__(self, lambda_: float = 1.0) -> None:
         super().__init__()
-        self.lambda_ = lambda_
+        self.lambda_ = _checks.finite("lambda_", lambda_, minimum=0, example=1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return grad_reverse(x, self.lambda_)
@@ -332,17 +333,18 @@ def adabn(
     """AdaBN: replace every batch-norm layer's running statistics by the target's.
 
     Resets the running mean and variance, then averages the statistics of ``images`` (uint8 or
-    float) over full passes (cumulative average, ``momentum=None`` while it runs). Weights and
-    biases are untouched; the model is returned in eval mode.
+    float, shape (N, C, H, W)) over full passes (cumulative average, ``momentum=None`` while it
+    runs). Weights and biases are untouched; the model is returned in eval mode. Arguments are
+    checked first, and if the passes fail the statistics are put back as they were.
     """
     norms = _batch_norms(model)
     if not norms:
         raise ValueError(f"{type(model).__name__} has no batch-norm layers; AdaBN needs them.")
-    data = images.images if isinstance(images, ImageSet) else images
-    if len(data) == 0:
-        raise ValueError("images is empty; pass the unlabelled target images.")
+    batch_size = _checks.positive_int("batch_size", batch_size, example=256)
+    data = _check_adabn_images(model, images)
     device = device or next(model.parameters()).device
-    momenta = [m.momentum for m in norms]
+    saved = [(m.momentum, copy.deepcopy(m.state_dict())) for m in norms]
+    modes = [(m, m.training) for m in model.modules()]
     for m in norms:
         m.reset_running_stats()
         m.momentum = None
@@ -352,11 +354,39 @@ def adabn(
             batch = data[start : start + batch_size]
             batch = to_float(batch) if batch.dtype == torch.uint8 else batch
             model(batch.to(device))
+    except BaseException:
+        for m, (_, state) in zip(norms, saved, strict=True):
+            m.load_state_dict(state)
+        for module, training in modes:
+            module.training = training
+        raise
     finally:
-        for m, momentum in zip(norms, momenta, strict=True):
+        for m, (momentum, _) in zip(norms, saved, strict=True):
             m.momentum = momentum
-        model.eval()
-    return model
+    return model.eval()
+
+
+def _check_adabn_images(model: nn.Module, images: torch.Tensor | ImageSet) -> torch.Tensor:
+    """The image tensor, checked against the model's first convolution or batch norm."""
+    data = images.images if isinstance(images, ImageSet) else images
+    if not isinstance(data, torch.Tensor) or data.ndim != 4:
+        shape = tuple(data.shape) if isinstance(data, torch.Tensor) else type(data).__name__
+        raise ValueError(
+            f"images must be an ImageSet or an (N, C, H, W) tensor of unlabelled target images; "
+            f"got {shape}."
+        )
+    if len(data) == 0:
+        raise ValueError("images is empty; pass the unlabelled target images.")
+    if data.is_floating_point() and not torch.isfinite(data).all():
+        raise ValueError("images hold NaN or infinite values; pass finite target images.")
+    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    if first is not None and data.shape[1] != first.in_channels:
+        raise ValueError(
+            f"images have {data.shape[1]} channels but {type(model).__name__} expects "
+            f"{first.in_channels} (its first convolution); pass images of shape "
+            f"(N, {first.in_channels}, H, W), e.g. grey images repeated: x.repeat(1, 3, 1, 1)."
+        )
+    return data
 
 
 def proxy_a_distance(

@@ -157,6 +157,11 @@ def _values(value: Values, label: str, statement: str) -> _Values:
         value = value.detach().cpu().numpy()
     if isinstance(value, (str, bytes)):
         raise TypeError(f"{label}={value!r} is text; pass a number or one number per seed.")
+    if isinstance(value, (bool, np.bool_)) or np.asarray(value).dtype == bool:
+        raise TypeError(
+            f"{label}={value!r} is a boolean, not a measured number; pass the numbers the claim "
+            "compares (or use claim_true for a condition)."
+        )
     per_seed = not np.isscalar(value) and np.ndim(value) > 0
     try:
         array = np.asarray(value, dtype=np.float64).reshape(-1)
@@ -166,26 +171,32 @@ def _values(value: Values, label: str, statement: str) -> _Values:
         ) from error
     if array.size == 0:
         raise ValueError(f"{label} is empty; pass a number or at least one value per seed.")
-    nan = np.flatnonzero(np.isnan(array))
-    if nan.size:
-        where = "" if not per_seed else f" at position(s) {nan.tolist()} of {array.tolist()}"
+    bad = np.flatnonzero(~np.isfinite(array))
+    if bad.size:
+        what = "NaN" if np.isnan(array[bad]).all() else "NaN or infinite"
+        where = "" if not per_seed else f" at position(s) {bad.tolist()} of {array.tolist()}"
         raise ClaimError(
-            Claim(statement, False, f"{label} is NaN{where}; a NaN cannot support any claim")
+            Claim(statement, False, f"{label} is {what}{where}; a {what} cannot support any claim")
         )
     return _Values(label, array, per_seed)
 
 
 def _check_number(name: str, value: float) -> float:
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}={value!r} is a boolean; pass the number the claim compares with.")
     value = float(value)
-    if math.isnan(value):
-        raise ValueError(f"{name} is NaN; pass the number the claim compares against.")
+    if not math.isfinite(value):
+        what = "NaN" if math.isnan(value) else "infinite"
+        raise ValueError(f"{name} is {what}; pass the finite number the claim compares against.")
     return value
 
 
 def _check_non_negative(name: str, value: float) -> float:
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}={value!r} is a boolean; pass a number, e.g. {name}=0.0.")
     value = float(value)
-    if math.isnan(value) or value < 0:
-        raise ValueError(f"{name}={value!r} must be a non-negative number, e.g. {name}=0.0.")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name}={value!r} must be a finite non-negative number, e.g. {name}=0.0.")
     return value
 
 
@@ -351,8 +362,8 @@ def claim_between(
     statement: str | None = None,
 ) -> Claim:
     """Claim that ``low ≤ value ≤ high`` (the mean, or every run with ``every_seed``)."""
-    low, high = float(low), float(high)
-    if math.isnan(low) or math.isnan(high) or low > high:
+    low, high = _check_number("low", low), _check_number("high", high)
+    if low > high:
         raise ValueError(f"low={low!r} and high={high!r} must be numbers with low <= high.")
     interval = f"[{format_number(low)}, {format_number(high)}]"
     statement = statement or f"{label} in {_with_unit(interval, unit)}" + (

@@ -292,7 +292,7 @@ def _checkpoints_check(profile: str) -> Check:
     bad = [(n, detail) for n, ok, detail in results if not ok]
     if bad:
         lines = [f"{len(bad)} of {len(results)} not usable ({profile}):"]
-        lines += [f"  {n}: {d.split(' Rebuild it:', 1)[0]}" for n, d in bad]
+        lines += [f"  {n}: {d}" for n, d in bad]
         rebuild = getattr(module, "rebuild_command", None)
         if callable(rebuild):
             fix = "rebuild (offline): " + "; ".join(rebuild(n, profile) for n, _ in bad)
@@ -317,7 +317,7 @@ def _text_model_check() -> Check:
                 warnings.simplefilter("always")
                 source = locate_text_model(entry_name, allow_download=False)
         except CheckpointError as error:
-            problems.append(f"{entry.alias}: {str(error).split(' Get it:', 1)[0]}")
+            problems.append(f"{entry.alias}: {getattr(error, 'problem', error)}")
         else:
             found.append(f"{entry.alias} ({source.source}: {source.directory}, sha256 ok)")
     if problems:

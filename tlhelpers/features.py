@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tlhelpers import _checks
 from tlhelpers.cache import cache_argument_fix, finite_rows, load_or_compute, spec_path
 from tlhelpers.data.imageset import ImageSet, to_float
 from tlhelpers.models.surgery import eval_mode
@@ -96,6 +97,23 @@ def _as_images(data: ImageSet | torch.Tensor) -> torch.Tensor:
         raise TypeError(
             f"data must be an ImageSet or a 4-D image tensor (N, C, H, W); got "
             f"{type(data).__name__}{shape}. Pass e.g. target.pool or target.pool.images."
+        )
+    return images
+
+
+def _check_images_fit(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """At least one image, with as many channels as the model's first convolution takes."""
+    if len(images) == 0:
+        raise ValueError(
+            f"data holds no images (shape {tuple(images.shape)}); pass at least one image, e.g. "
+            "target.pool."
+        )
+    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    if first is not None and images.shape[1] != first.in_channels:
+        raise ValueError(
+            f"data has {images.shape[1]} channel(s) per image but {type(model).__name__} takes "
+            f"{first.in_channels} (its first convolution); pass images of shape "
+            f"(N, {first.in_channels}, H, W), e.g. grey ones repeated: x.repeat(1, 3, 1, 1)."
         )
     return images
 
@@ -203,9 +221,8 @@ def extract_features(
     """
     _check_layer(model, layer)
     _check_pool(pool)
-    images = _as_images(data)
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size={batch_size!r} must be a positive integer, e.g. 256.")
+    images = _check_images_fit(model, _as_images(data))
+    batch_size = _checks.positive_int("batch_size", batch_size, example=256)
     if cache is False or cache is None:
         return _compute(model, images, layer, pool, batch_size, pick_device(device))
     directory = None if cache is True else Path(cache)
@@ -231,6 +248,12 @@ class LinearProbe:
         """Class scores, shape (N, classes)."""
         x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
         x = x.to(self.weight.device, torch.float32)
+        if x.dim() != 2 or x.shape[1] != self.weight.shape[1]:
+            raise ValueError(
+                f"features of shape {tuple(x.shape)} do not fit this probe, which was fitted on "
+                f"{self.weight.shape[1]} columns; extract them with the same model, layer and "
+                "pool as the training features."
+            )
         return ((x - self.mean) / self.std) @ self.weight.T + self.bias
 
     def predict(self, x: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -250,9 +273,17 @@ def _check_xy(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor) -> tup
             f"features must be 2-D (N, D) and labels 1-D (N,) with the same N > 0; got "
             f"{tuple(x.shape)} and {tuple(y.shape)}. Flatten features with .reshape(len(x), -1)."
         )
-    if y.dtype.is_floating_point or y.min() < 0:
+    if y.dtype.is_floating_point or y.dtype == torch.bool or y.min() < 0:
         raise ValueError("labels must be non-negative integer class indices, e.g. 0..9.")
-    return x.float(), y.long()
+    x = x.float()
+    if not torch.isfinite(x).all():
+        rows = torch.nonzero(~torch.isfinite(x).all(dim=1)).flatten()
+        raise ValueError(
+            f"features hold NaN or infinite values in {len(rows)} row(s), the first row "
+            f"{int(rows[0])}; a probe needs finite features. Drop those rows "
+            "(keep = np.isfinite(x).all(axis=1)) or fix what produced them."
+        )
+    return x, y.long()
 
 
 def linear_probe(
@@ -278,10 +309,8 @@ def linear_probe(
         device: where to fit.
     """
     x, y = _check_xy(train_x, train_y)
-    if not C > 0:
-        raise ValueError(f"C={C!r} must be positive, e.g. C=1.0 (smaller: stronger L2).")
-    if not isinstance(max_iter, int) or isinstance(max_iter, bool) or max_iter < 1:
-        raise ValueError(f"max_iter={max_iter!r} must be a positive integer, e.g. 300.")
+    C = _checks.finite("C", C, above=0, example=1.0)  # smaller: stronger L2
+    max_iter = _checks.positive_int("max_iter", max_iter, example=300)
     classes = int(num_classes) if num_classes is not None else int(y.max()) + 1
     if classes <= int(y.max()):
         raise ValueError(f"num_classes={num_classes!r} is too small for label {int(y.max())}.")
@@ -318,7 +347,13 @@ def probe_accuracy(
     **probe_kwargs: object,
 ) -> float:
     """Fit :func:`linear_probe` on the training features; return test accuracy in %."""
+    train, _ = _check_xy(train_x, train_y)
+    test, _ = _check_xy(test_x, test_y)  # before fitting: a mismatch fails fast
+    if test.shape[1] != train.shape[1]:
+        raise ValueError(
+            f"test features have {test.shape[1]} columns but training features {train.shape[1]}; "
+            "extract both with the same model, layer and pool."
+        )
     probe = linear_probe(train_x, train_y, **probe_kwargs)  # type: ignore[arg-type]
-    _check_xy(test_x, test_y)
     return 100 * probe.score(test_x, test_y)
 

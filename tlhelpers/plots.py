@@ -30,7 +30,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from tlhelpers.files import atomic_write
-from tlhelpers.settings import figures_dir
+from tlhelpers.settings import check_writable, figures_dir
 
 __all__ = [
     "COURSE_RC",
@@ -100,7 +100,8 @@ COURSE_RC: Mapping[str, Any] = MappingProxyType(
 # Settings that make saved files reproducible; save_figure always uses them.
 _DETERMINISTIC_RC = {"svg.hashsalt": COURSE_RC["svg.hashsalt"], "svg.fonttype": "path"}
 
-FIGURE_NAME_PATTERN = re.compile(r"^\d{2}-[a-z0-9]+(?:-[a-z0-9]+)*$")
+FIGURE_NAME_PATTERN = re.compile(r"[0-9]{2}-[a-z0-9]+(?:-[a-z0-9]+)*", re.ASCII)
+"""A course figure name; names are checked with ``fullmatch`` (no trailing newline passes)."""
 
 
 class HistoryLike(Protocol):
@@ -125,7 +126,7 @@ def apply_course_style() -> None:
 
 
 def _check_name(name: str) -> None:
-    if not isinstance(name, str) or not FIGURE_NAME_PATTERN.match(name):
+    if not isinstance(name, str) or not FIGURE_NAME_PATTERN.fullmatch(name):
         raise ValueError(
             f"figure name {name!r} is not a course figure name: use the notebook's two-digit "
             "number, a hyphen, then lowercase words joined by hyphens, "
@@ -135,6 +136,24 @@ def _check_name(name: str) -> None:
 
 def _atomic_savefig(fig: Figure, path: Path, fmt: str, dpi: int, metadata: dict) -> None:
     atomic_write(path, lambda handle: fig.savefig(handle, format=fmt, dpi=dpi, metadata=metadata))
+
+
+def _figure_folder(directory: str | os.PathLike[str] | None) -> Path:
+    """The folder figures go to, created and checked writable before anything is rendered."""
+    if directory is None:
+        folder, variable = figures_dir(), "TL_FIGURES_DIR"
+    else:
+        folder, variable = Path(directory), None
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise OSError(
+                error.errno,
+                f"directory={str(directory)!r} cannot be created or is not a folder "
+                f"({error.strerror}); pass a folder you can write to",
+            ) from error
+    check_writable(folder, variable)
+    return folder
 
 
 def save_figure(
@@ -177,8 +196,7 @@ def save_figure(
             f"fig={fig!r} is not a matplotlib Figure or Axes; pass the figure returned by "
             "plt.subplots() or by a tlhelpers.plots helper."
         )
-    folder = Path(directory) if directory is not None else figures_dir()
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = _figure_folder(directory)
     paths = {"png": folder / f"{name}.png", "svg": folder / f"{name}.svg"}
     with matplotlib.rc_context(_DETERMINISTIC_RC):
         _atomic_savefig(fig, paths["png"], "png", dpi, {"Software": None})

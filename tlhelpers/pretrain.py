@@ -10,7 +10,9 @@ are thrown away and the network learns to predict which rotation was applied (Gi
 from __future__ import annotations
 
 import platform
+import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +21,22 @@ import numpy as np
 import torch
 
 import tlhelpers
+from tlhelpers import _checks
 from tlhelpers.data import ImageSet, letters, rotation_task, textures
-from tlhelpers.models.checkpoints import BACKBONES, CheckpointError, save_checkpoint
+from tlhelpers.models.checkpoints import (
+    BACKBONES,
+    CheckpointError,
+    checkpoint_paths,
+    save_checkpoint,
+)
 from tlhelpers.models.cnn import SmallCNN
-from tlhelpers.settings import Profile, get_profile, pick_device, seed_everything
+from tlhelpers.settings import (
+    Profile,
+    full_profile_warning,
+    get_profile,
+    pick_device,
+    seed_everything,
+)
 from tlhelpers.train import History, fit
 
 __all__ = ["PretrainResult", "corrupt_labels", "pretrain", "source_data"]
@@ -113,6 +127,20 @@ def _versions() -> dict[str, str]:
     }
 
 
+def _check_writable_folder(folder: Path) -> None:
+    """Fail before training when the checkpoint folder cannot be created or written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise CheckpointError(
+            f"cannot write checkpoints to {folder} ({error}).",
+            "pass --out (directory=) a folder you can write to",
+            "Fix",
+        ) from error
+
+
 def pretrain(
     name: str,
     profile: str | Profile = "quick",
@@ -130,7 +158,8 @@ def pretrain(
         name: one of :func:`tlhelpers.models.list_backbones`.
         profile: "quick" or "full" (or a Profile); sizes, epochs and learning rate come from it.
         seed: seeds data order and initialisation; the source world uses its own fixed stream.
-        device: "auto", "cpu", "cuda" or "mps".
+        device: "auto", "cpu", "cuda" or "mps". The full profile without CUDA warns first (it
+            is sized for a GPU), as notebooks do.
         save: write ``<name>.safetensors`` and ``<name>.json`` under the checkpoints folder.
         directory: where to save instead of ``data_dir()/checkpoints/<profile>``.
         command: the command line recorded in the manifest.
@@ -138,7 +167,13 @@ def pretrain(
     if name not in BACKBONES:
         source_data(name, profile)  # raises the listing error
     prof = get_profile(profile)
+    seed = _checks.seed("seed", seed)
     dev = pick_device(device)
+    if save:
+        _check_writable_folder(checkpoint_paths(name, prof, directory)[0].parent)
+    warning = full_profile_warning(prof, cuda=dev.type == "cuda")
+    if warning:
+        warnings.warn(warning, RuntimeWarning, stacklevel=2)
     train_set, val_set = source_data(name, prof, seed=0)
     seed_everything(seed)
     model = SmallCNN(len(train_set.classes), widths=prof.widths)

@@ -15,6 +15,7 @@ import ctypes
 import os
 import random
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -22,12 +23,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tlhelpers import _checks
+
 __all__ = [
     "FULL",
     "PROFILES",
     "QUICK",
     "Profile",
     "cache_dir",
+    "check_writable",
     "data_dir",
     "figures_dir",
     "full_profile_warning",
@@ -241,18 +245,47 @@ def data_dir() -> Path:
     return _dir_from_env("TL_DATA_DIR", repo_root() / "data")
 
 
-def cache_dir() -> Path:
-    """Generated datasets (regenerable); ``TL_CACHE_DIR`` moves it. Created on demand."""
-    path = _dir_from_env("TL_CACHE_DIR", repo_root() / ".cache")
-    path.mkdir(parents=True, exist_ok=True)
+def _made_dir(variable: str, default: Path) -> Path:
+    """The folder ``variable`` names (or ``default``), created; an OSError names the variable."""
+    path = _dir_from_env(variable, default)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OSError(
+            error.errno,
+            f"{variable}: the folder {path} cannot be created or is not a folder "
+            f"({error.strerror}); set {variable} to a folder you can write to, or unset it to "
+            f"use {default}",
+        ) from error
     return path
+
+
+def check_writable(folder: Path, variable: str | None = None) -> None:
+    """Raise an OSError naming ``variable`` (or the folder) unless a file can be made in it."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        fix = f"set {variable} to a folder you can write to" if variable else "use another"
+        raise OSError(
+            error.errno, f"cannot write to {folder} ({error.strerror}); {fix}"
+        ) from error
+
+
+def cache_dir() -> Path:
+    """Generated datasets (regenerable); ``TL_CACHE_DIR`` moves it. Created on demand.
+
+    Raises an OSError naming ``TL_CACHE_DIR`` when the folder cannot be created.
+    """
+    return _made_dir("TL_CACHE_DIR", repo_root() / ".cache")
 
 
 def figures_dir() -> Path:
-    """Where ``save_figure`` writes; ``TL_FIGURES_DIR`` moves it. Created on demand."""
-    path = _dir_from_env("TL_FIGURES_DIR", repo_root() / "build" / "figures")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """Where ``save_figure`` writes; ``TL_FIGURES_DIR`` moves it. Created on demand.
+
+    Raises an OSError naming ``TL_FIGURES_DIR`` when the folder cannot be created.
+    """
+    return _made_dir("TL_FIGURES_DIR", repo_root() / "build" / "figures")
 
 
 _DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
@@ -295,11 +328,11 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, NumPy and torch so CPU runs repeat exactly; return a seeded torch Generator.
 
-    Also makes cuDNN deterministic. Call it at the top of a notebook and before each run that
+    ``seed`` is a whole number from 0 to 2**32 - 1 (NumPy integers too). Also makes cuDNN
+    deterministic. Call it at the top of a notebook and before each run that
     should be repeatable.
     """
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed={seed!r} must be a non-negative integer, e.g. seed = 0.")
+    seed = _checks.seed("seed", seed)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

@@ -25,9 +25,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from tlhelpers import _checks
 from tlhelpers.models.surgery import eval_mode
 from tlhelpers.settings import pick_device, tune_cpu_allocator
 
@@ -123,17 +125,9 @@ class EarlyStopping:
         min_delta: float = 0.0,
         restore_best: bool = True,
     ) -> None:
-        if not isinstance(patience, int) or isinstance(patience, bool) or patience < 1:
-            raise ValueError(f"patience={patience!r} must be a positive integer, e.g. 3.")
-        if monitor not in self.MONITORS:
-            raise ValueError(
-                f"monitor={monitor!r} is not supported; valid choices: {', '.join(self.MONITORS)}."
-            )
-        if not min_delta >= 0:
-            raise ValueError(f"min_delta={min_delta!r} must be >= 0, e.g. 0.0 or 1e-3.")
-        self.patience = patience
-        self.monitor = monitor
-        self.min_delta = float(min_delta)
+        self.patience = _checks.positive_int("patience", patience, example=3)
+        self.monitor = _checks.one_of("monitor", monitor, self.MONITORS)
+        self.min_delta = _checks.finite("min_delta", min_delta, minimum=0, example=1e-3)
         self.restore_best = restore_best
         self.reset()
 
@@ -274,16 +268,59 @@ class _Running:
         return float(self.correct) / self.n_acc if self.n_acc else math.nan
 
 
+def _check_class_targets(logits: torch.Tensor, targets: torch.Tensor) -> None:
+    """For cross-entropy: integer targets of shape logits.shape[:-1] with values in range.
+
+    The value range is only checked for targets still on the CPU (no device sync).
+    """
+    if targets.is_floating_point() or targets.dtype == torch.bool:
+        return  # class probabilities (or a loss that is not cross-entropy's business)
+    classes = logits.shape[-1]
+    if targets.shape != logits.shape[:-1]:
+        hint = " Use targets.squeeze(1)." if targets.shape == (*logits.shape[:-1], 1) else ""
+        raise ValueError(
+            f"targets of shape {tuple(targets.shape)} do not fit logits of shape "
+            f"{tuple(logits.shape)}: cross-entropy wants one class index per example, shape "
+            f"{tuple(logits.shape[:-1])}.{hint}"
+        )
+    if targets.device.type == "cpu" and targets.numel():
+        low, high = int(targets.min()), int(targets.max())
+        if low < 0 or high >= classes:
+            bad = low if low < 0 else high
+            raise ValueError(
+                f"target label {bad} is out of range for a model with {classes} outputs; labels "
+                f"must lie in range(0, {classes}). Give the model {high + 1} outputs "
+                "(replace_head) or fix the labels."
+            )
+
+
+def _no_batches(argument: str, n: int, epoch: int | None = None) -> ValueError:
+    when = f" in epoch {epoch + 1}" if epoch is not None else ""
+    return ValueError(
+        f"{argument} yielded no batches{when}, though len() says {n}. A generator or iterator "
+        "is used up after one pass: pass a list, a DataLoader or the course's TensorLoader."
+    )
+
+
 def _run_eval(
-    model: nn.Module, loader: Iterable, device: torch.device, loss_fn: Callable, channels_last: bool
+    model: nn.Module,
+    loader: Iterable,
+    device: torch.device,
+    loss_fn: Callable | None,
+    channels_last: bool,
+    argument: str = "loader",
 ) -> _Running:
     running = _Running()
     with eval_mode(model), torch.inference_mode():
         for batch in loader:
-            x, y = _split(batch)
-            x, y = _move(x, device, channels_last), y.to(device, non_blocking=True)
+            x, y_in = _split(batch)
+            x, y = _move(x, device, channels_last), y_in.to(device, non_blocking=True)
             logits = _forward(model, x)
-            running.add(loss_fn(logits, y), logits, y)
+            if loss_fn is None:
+                _check_class_targets(logits, y_in)
+            running.add((loss_fn or F.cross_entropy)(logits, y), logits, y)
+    if running.n == 0:
+        raise _no_batches(argument, len(loader))  # type: ignore[arg-type]
     return running
 
 
@@ -316,7 +353,7 @@ def evaluate(
     dev = pick_device(device)
     model.to(dev)
     with _memory_format(model, dev.type in _CHANNELS_LAST_DEVICES) as channels_last:
-        running = _run_eval(model, loader, dev, loss_fn or nn.CrossEntropyLoss(), channels_last)
+        running = _run_eval(model, loader, dev, loss_fn, channels_last)
     return Evaluation(loss=running.mean_loss(), accuracy=running.accuracy(), n=running.n)
 
 
@@ -403,13 +440,13 @@ def fit(
             f"optimizer={optimizer!r} must be a torch optimizer built on the model's parameters, "
             "e.g. optimizer=torch.optim.AdamW(model.parameters(), lr=1e-3)."
         )
-    for argument, value in (("epochs", epochs), ("max_steps", max_steps)):
-        if value is not None and (
-            not isinstance(value, int) or isinstance(value, bool) or value < 1
-        ):
-            raise ValueError(f"{argument}={value!r} must be a positive integer or None, e.g. 3.")
-    if grad_clip is not None and not grad_clip > 0:
-        raise ValueError(f"grad_clip={grad_clip!r} must be a positive number or None, e.g. 1.0.")
+    if epochs is not None:
+        epochs = _checks.positive_int("epochs", epochs, example=3)
+    if max_steps is not None:
+        max_steps = _checks.positive_int("max_steps", max_steps, example=100)
+    if grad_clip is not None:
+        grad_clip = _checks.finite("grad_clip", grad_clip, above=0, example=1.0)
+    _check_learning_rates(optimizer)
     if scheduler is not None and not callable(getattr(scheduler, "step", None)):
         raise TypeError(f"scheduler={scheduler!r} has no step() method; pass a torch LR scheduler.")
     steps_per_epoch = _check_loader("train_loader", train_loader)
@@ -432,6 +469,7 @@ def fit(
         )
     amp_dtype = torch.bfloat16 if amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda") if amp and amp_dtype == torch.float16 else None
+    default_loss = loss_fn is None
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     model.to(dev)
     if early_stopping is not None:
@@ -454,11 +492,13 @@ def fit(
                 train_mode_hook(model)
             running, lr, last_shown = _Running(), math.nan, start
             for batch in train_loader:
-                x, y = _split(batch)
-                x, y = _move(x, dev, use_cl), y.to(dev, non_blocking=True)
+                x, y_in = _split(batch)
+                x, y = _move(x, dev, use_cl), y_in.to(dev, non_blocking=True)
                 optimizer.zero_grad(set_to_none=True)
                 with torch.autocast("cuda", dtype=amp_dtype) if amp else contextlib.nullcontext():
                     logits = _forward(model, x)  # (B, num_classes)
+                    if default_loss:
+                        _check_class_targets(logits, y_in)
                     loss = loss_fn(logits, y)
                 if scaler is not None:
                     scaler.scale(loss).backward()
@@ -488,13 +528,16 @@ def fit(
                     )
                 if max_steps is not None and history.steps >= max_steps:
                     break
+            if running.n == 0:
+                raise _no_batches("train_loader", steps_per_epoch, epoch)
             _check_finite(running, history.steps, epoch)
             history.train_loss.append(running.mean_loss())
             history.train_acc.append(running.accuracy())
             history.lr.append(lr)
             stop = False
             if val_loader is not None:
-                val = _run_eval(model, val_loader, dev, loss_fn, use_cl)
+                val_loss_fn = None if default_loss else loss_fn
+                val = _run_eval(model, val_loader, dev, val_loss_fn, use_cl, "val_loader")
                 history.val_loss.append(val.mean_loss())
                 history.val_acc.append(val.accuracy())
                 if early_stopping is not None:
@@ -519,6 +562,22 @@ def fit(
     elif history.val_loss:
         history.best_epoch = min(range(len(history.val_loss)), key=history.val_loss.__getitem__)
     return history
+
+
+def _check_learning_rates(optimizer: torch.optim.Optimizer) -> None:
+    """Every parameter group's learning rate is a finite number >= 0 (a negative one ascends)."""
+    for index, group in enumerate(optimizer.param_groups):
+        lr = group.get("lr")
+        try:
+            value = float(lr)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            value = math.nan
+        if not (math.isfinite(value) and value >= 0) or isinstance(lr, bool):
+            raise ValueError(
+                f"parameter group {index} of the optimizer has lr={lr!r}; a learning rate must "
+                "be a finite number >= 0 (a negative one climbs the loss instead of descending "
+                "it), e.g. lr=1e-3."
+            )
 
 
 def _check_finite(running: _Running, step: int, epoch: int) -> None:

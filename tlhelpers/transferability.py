@@ -29,6 +29,7 @@ __all__ = ["h_score", "leep", "logme", "nce"]
 PROB_SUM_TOLERANCE = 1e-3  # |row sum − 1| allowed for probabilities (float32 softmax, rounding)
 LOGME_MAX_ITER = 11  # fixed-point updates of α and β at most (You et al. 2021)
 LOGME_TOLERANCE = 0.01  # stop when α/β changes by less than this, relatively
+FEATURE_MAGNITUDE_RANGE = (1e-100, 1e100)  # |features| LogME takes: its FᵀF stays in float64
 H_SCORE_RCOND = 1e-10  # pinv cut-off, relative to the largest eigenvalue of cov(f)
 _FLOOR = 1e-300  # keeps α and β finite when ‖m‖² or the residual is exactly 0
 
@@ -141,6 +142,27 @@ def _check_labels(
     return dense.reshape(-1), len(classes)
 
 
+def _power_of_two_scaled(array: np.ndarray) -> np.ndarray:
+    """``array`` times the power of two that brings its largest magnitude near 1 (exact)."""
+    largest = float(np.abs(array).max())
+    if largest == 0.0:
+        return array
+    return np.ldexp(array, -math.frexp(largest)[1])
+
+
+def _check_magnitude(array: np.ndarray, name: str = "features") -> np.ndarray:
+    """Refuse features so large (or small) that FᵀF overflows (or underflows) float64."""
+    largest = float(np.abs(array).max())
+    low, high = FEATURE_MAGNITUDE_RANGE
+    if largest != 0.0 and not low <= largest <= high:
+        raise ValueError(
+            f"{name} reach a magnitude of {largest:.3g}, outside [{low:g}, {high:g}]: their "
+            "squares overflow or underflow float64. Standardise them first, e.g. "
+            f"({name} - {name}.mean(0)) / {name}.std(0)."
+        )
+    return array
+
+
 def _one_hot(dense: np.ndarray, k: int) -> np.ndarray:
     out = np.zeros((len(dense), k))
     out[np.arange(len(dense)), dense] = 1.0
@@ -231,7 +253,7 @@ def h_score(features: object, labels: object) -> float:
         features: (N, D) features of the target samples.
         labels: (N,) integer target labels.
     """
-    f = _check_features(features)
+    f = _power_of_two_scaled(_check_features(features))  # exact: the score is scale-free
     dense, k = _check_labels(labels, len(f))
     f = f - f.mean(axis=0)
     n = len(f)
@@ -315,7 +337,7 @@ def logme(features: object, labels: object) -> float:
         features: (N, D) features of the target samples.
         labels: (N,) integer target labels.
     """
-    f = _check_features(features)
+    f = _check_magnitude(_check_features(features))
     dense, k = _check_labels(labels, len(f))
     n, d = f.shape
     y = _one_hot(dense, k)

@@ -10,6 +10,7 @@ random foreground and background colours, optional textured background and pixel
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageFilter
 
+from tlhelpers import _checks
 from tlhelpers.data.fonts import MASTER_FONT_PX, check_fonts, glyph_mask
 from tlhelpers.data.patterns import texture_patterns
 
@@ -81,9 +83,12 @@ class GlyphStyle:
                 f"colour={self.colour!r} is not a colour mode; valid choices: "
                 f"{', '.join(COLOUR_MODES)}."
             )
+        for name in ("rotation", "shear", "min_contrast", "texture_prob", "noise", "jitter",
+                     "lowres_prob"):
+            _checks.finite(name, getattr(self, name), minimum=0, example=getattr(GlyphStyle, name))
         for name in ("scale", "aspect", "stroke", "blur"):
             low, high = getattr(self, name)
-            if not 0 <= low <= high:
+            if not (0 <= low <= high and math.isfinite(high)):
                 raise ValueError(
                     f"{name}={getattr(self, name)!r} must be a range (low, high) with "
                     f"0 <= low <= high, e.g. {name}={getattr(GlyphStyle, name)!r}."

@@ -92,11 +92,27 @@ class ImageSet:
         return len(self.classes)
 
     def subset(self, indices: Sequence[int] | np.ndarray | torch.Tensor) -> ImageSet:
-        """The images at ``indices`` (in that order, or where a boolean mask is True)."""
-        array = np.asarray(indices)
+        """The images at ``indices`` (in that order, or where a boolean mask is True).
+
+        ``indices`` are integers (a list, array or tensor) or a boolean mask with one entry per
+        image; float indices are refused rather than truncated.
+        """
+        array = indices.cpu().numpy() if isinstance(indices, torch.Tensor) else np.asarray(indices)
         if array.dtype == bool:
+            if array.shape != (len(self),):
+                raise ValueError(
+                    f"a boolean mask must have one entry per image of {self.name!r}, shape "
+                    f"({len(self)},); got shape {array.shape}. Build it from this set, e.g. "
+                    "data.labels == 3."
+                )
             array = np.flatnonzero(array)
-        idx = torch.as_tensor(array, dtype=torch.int64).reshape(-1)
+        elif array.size and not np.issubdtype(array.dtype, np.integer):
+            raise TypeError(
+                f"subset indices must be integers or a boolean mask; got dtype {array.dtype} "
+                f"({array.reshape(-1)[:3].tolist()}...). Round them yourself if that is meant, "
+                "e.g. np.round(indices).astype(int)."
+            )
+        idx = torch.as_tensor(array.astype(np.int64, copy=False)).reshape(-1)
         if len(idx) and (int(idx.min()) < -len(self) or int(idx.max()) >= len(self)):
             raise ValueError(
                 f"subset indices range from {int(idx.min())} to {int(idx.max())} but "

@@ -14,15 +14,11 @@ from collections.abc import Callable, Iterator, Mapping
 
 import torch
 
+from tlhelpers import _checks
+
 __all__ = ["TensorLoader"]
 
 Inputs = torch.Tensor | Mapping[str, torch.Tensor]
-
-
-def _check_positive_int(name: str, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name}={value!r} must be a positive integer, e.g. {name}=128.")
-    return value
 
 
 class TensorLoader:
@@ -62,13 +58,11 @@ class TensorLoader:
                 f"x has {self.n} samples but y has {len(y)}; pass inputs and targets of the "
                 "same length."
             )
-        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-            raise ValueError(f"seed={seed!r} must be a non-negative integer, e.g. seed=0.")
+        self.seed = _checks.non_negative_int("seed", seed, example=0)
         self.x = x
         self.y = y
-        self.batch_size = _check_positive_int("batch_size", batch_size)
+        self.batch_size = _checks.positive_int("batch_size", batch_size, example=128)
         self.shuffle = bool(shuffle)
-        self.seed = seed
         self.drop_last = bool(drop_last)
         self.transform = transform
         self.epoch = 0

@@ -94,18 +94,32 @@ def _read_domain(domain: str, folder: Path) -> list[dict]:
             f"{path} is missing; the review corpus ships with the course in data/text/. "
             "Restore it with `git checkout -- data/text`."
         )
+    fix = "Restore the shipped file with `git checkout -- data/text`."
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not UTF-8 text ({error}). {fix}") from error
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        row = json.loads(line)
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}:{number}: not a JSON object ({error.msg}). {fix}") from None
         if (
-            set(row) != _FIELDS
+            not isinstance(row, dict)
+            or set(row) != _FIELDS
             or row["label"] not in REVIEW_LABELS
             or row["domain"] != domain
             or row["split"] not in ("train", "test")
+            or not all(isinstance(row[key], str) for key in ("id", "text"))
         ):
-            raise ValueError(f"{path}:{number}: malformed review {row!r}.")
+            raise ValueError(
+                f"{path}:{number}: malformed review {row!r}; each line needs exactly the keys "
+                f"{sorted(_FIELDS)}, label in {REVIEW_LABELS}, domain {domain!r}, split 'train' "
+                f"or 'test'. {fix}"
+            )
         rows.append(row)
     return rows
 

@@ -30,12 +30,24 @@ def few_shot_indices(pool: ImageSet, k: int, seed: int) -> np.ndarray:
     Useful to index features computed once for the whole pool.
     """
     seed = _check_seed(seed)
-    available = int(torch.bincount(pool.labels, minlength=pool.num_classes).min())
+    counts = torch.bincount(pool.labels, minlength=pool.num_classes)
+    available = int(counts.min()) if len(counts) else 0
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k <= available:
+        smallest = [pool.classes[c] for c in torch.nonzero(counts == available).flatten()]
+        shown = ", ".join(repr(c) for c in smallest[:5]) + (", ..." if len(smallest) > 5 else "")
+        if available == 0:
+            fix = (
+                f"class(es) {shown} have no images at all in {pool.name!r}; drop them from "
+                "classes or use a pool that holds every class"
+            )
+        else:
+            fix = (
+                f"use 1 <= k <= {available}, or a larger pool (profile.target_pool_per_class); "
+                f"the smallest class(es): {shown}"
+            )
         raise ValueError(
             f"k={k!r} images per class cannot be drawn from {pool.name!r}, which has {available} "
-            f"images in its smallest class; use 1 <= k <= {available}, or a larger pool "
-            "(profile.target_pool_per_class)."
+            f"images in its smallest class; {fix}."
         )
     rng = random_stream("few_shot", pool.name, seed)
     labels = pool.labels.numpy()

@@ -151,6 +151,12 @@ def glyph_world(
             )
     n = _check_count("n", n, "Ask for at least one image, e.g. n=200.")
     seed = _check_seed(seed)
+    classes = tuple(classes)
+    if not classes:
+        raise ValueError(
+            f"classes={classes!r} is empty; a world needs at least one class to draw, e.g. "
+            "classes=DIGITS."
+        )
     variants = tuple(variants if variants is not None else classes)
     if len(variants) != len(classes):
         raise ValueError(

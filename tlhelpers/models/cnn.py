@@ -26,6 +26,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from tlhelpers import _checks
+
 __all__ = ["SmallCNN"]
 
 
@@ -36,11 +38,6 @@ def _conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
         nn.BatchNorm2d(out_channels),
         nn.ReLU(inplace=True),
     ]
-
-
-def _check_positive_int(name: str, value: object, example: str) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name}={value!r} must be a positive integer, e.g. {example}.")
 
 
 class SmallCNN(nn.Module):
@@ -80,8 +77,8 @@ class SmallCNN(nn.Module):
         in_channels: int = 3,
     ) -> None:
         super().__init__()
-        _check_positive_int("num_classes", num_classes, "SmallCNN(10)")
-        _check_positive_int("in_channels", in_channels, "in_channels=3 for RGB or 1 for grey")
+        num_classes = _checks.positive_int("num_classes", num_classes, example=10)
+        in_channels = _checks.positive_int("in_channels", in_channels, example=3)
         widths = tuple(widths)
         if len(widths) != 4 or not all(
             isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths

@@ -307,8 +307,9 @@ def locate_text_model(
     if download_allowed(allow_download):
         return _download(entry)
     raise CheckpointError(
-        f"{entry.name}: no verified copy on this machine ({'; '.join(problems)}). "
-        f"Get it: {_how_to_get(entry)}."
+        f"{entry.name}: no verified copy on this machine ({'; '.join(problems)}).",
+        f"{_how_to_get(entry)}.",
+        "Get it",
     )
 
 
