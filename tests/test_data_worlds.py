@@ -272,6 +272,6 @@ def test_a_cache_folder_that_is_a_file_warns_and_the_world_is_still_made(tmp_pat
     blocker = tmp_path / "cache-file"
     blocker.write_text("")
     monkeypatch.setenv("TL_CACHE_DIR", str(blocker))
-    with pytest.warns(RuntimeWarning, match="TL_CACHE_DIR.*continuing without the dataset cache"):
+    with pytest.warns(RuntimeWarning, match="TL_CACHE_DIR.*computing without a cache"):
         data = letters("val", TINY)
     assert len(data) == TINY.source_val_images

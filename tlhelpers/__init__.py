@@ -16,8 +16,9 @@ The modules follow the course's concepts:
   A-distance);
 - :mod:`tlhelpers.text`: tokenising, pooling, text heads, question answering, sentence
   embeddings, layer-wise fine-tuning;
-- :mod:`tlhelpers.plots` (the course's figure style, ``save_figure``) and
-  :mod:`tlhelpers.claims` (the checks that state a notebook's results);
+- :mod:`tlhelpers.plots` (the course's figure style, ``save_figure``),
+  :mod:`tlhelpers.claims` (the checks that state a notebook's results) and
+  :mod:`tlhelpers.stats` (the course's one uncertainty convention, small-sample intervals);
 - :mod:`tlhelpers.pretrain` (recipes of the course checkpoints), :mod:`tlhelpers.doctor`
   (environment check) and ``python -m tlhelpers`` (:mod:`tlhelpers.__main__`);
 - :mod:`tlhelpers.cache` (the on-disk array cache) and :mod:`tlhelpers.files` (atomic writes).
