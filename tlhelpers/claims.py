@@ -119,8 +119,11 @@ def _with_unit(text: str, unit: str) -> str:
     return f"{text}{unit}" if unit in ("%", "×", "x") else f"{text} {unit}"
 
 
+CLAIM_DIGITS = 3  # significant digits of the numbers in a claim's line
+
+
 def _num(value: float, unit: str) -> str:
-    return _with_unit(format_number(value), unit)
+    return _with_unit(format_number(value, CLAIM_DIGITS), unit)
 
 
 @dataclass(frozen=True)
@@ -141,7 +144,7 @@ class _Values:
             text = _num(self.mean, unit)
         else:
             std = float(self.values.std(ddof=1))
-            spread = f"{format_number(self.mean)} ± {format_number(std, digits=2)}"
+            spread = f"{format_number(self.mean, CLAIM_DIGITS)} ± {format_number(std, digits=2)}"
             text = f"{_with_unit(spread, unit)} (n={n})"
         return text if self.label in statement else f"{self.label} {text}"
 
@@ -293,7 +296,7 @@ def _bound_claim(
     passed = bool(slack >= 0)
     details = f"{v.describe(unit, statement)}; {bound_text}"
     if every_seed and v.per_seed and len(v.values) > 1:
-        details += f"; runs {', '.join(format_number(x) for x in v.values)}"
+        details += f"; runs {', '.join(format_number(x, CLAIM_DIGITS) for x in v.values)}"
     scale = max([abs(v.mean)] + [abs(b) for b in np.atleast_1d(bound)])
     return _finish(statement, passed, details, slack, value=v.mean, bound=bound, unit=unit,
                    n=len(v.values), scale=scale)
