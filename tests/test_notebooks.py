@@ -86,7 +86,7 @@ def test_notebook_runs_within_budget(
         pytest.fail(
             f"{notebook.name} has no time budget; add {name!r}: {{\"budget_s\": <seconds>, "
             f"\"measured_quick_s\": <seconds>}} to notebooks/budgets.json (quick profile, 2-core "
-            f"CPU, empty cache). "
+            f"CPU, empty cache), then run `make notebook-times`. "
             f"Budgets so far: {BUDGETS_S}"
         )
     scale, speed = budget_scale

@@ -102,12 +102,45 @@ def test_every_notebook_has_a_budget_and_every_budget_a_notebook() -> None:
     stems = {p.stem for p in NOTEBOOKS}
     assert not stems - named, (
         f"notebooks without a time budget: {sorted(stems - named)}; add them to "
-        "notebooks/budgets.json (budget_s and measured_quick_s)."
+        "notebooks/budgets.json (budget_s and measured_quick_s), then run `make notebook-times`."
     )
     stale = sorted(named - stems)
     assert not stale, (
         f"notebooks/budgets.json names notebooks that do not exist: {stale}; remove them."
     )
+
+
+def test_readme_and_teaching_show_the_budgets_file() -> None:
+    stale = budgets.stale_tables()
+    assert not stale, (
+        f"{[str(p.relative_to(ROOT)) for p in stale]} show notebook times that differ from "
+        "notebooks/budgets.json; run `make notebook-times` and commit the result."
+    )
+
+
+def test_tables_are_written_from_the_file(tmp_path: Path) -> None:
+    data = {"reference_images_per_s": 1000, "notebooks": {
+        "00_a": {"budget_s": 60, "measured_quick_s": 7.0},
+        "01_b": {"budget_s": 120, "measured_quick_s": 92.0, "slower_cpu_s": 97, "cost": "it"},
+    }}  # fmt: skip
+    path = tmp_path / "budgets.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    read = budgets.read_budgets(path)
+    assert read.budget_s == {"00_a": 60.0, "01_b": 120.0}
+    page = tmp_path / "page.md"
+    page.write_text(
+        "before\n<!-- notebook-times: readme. generated -->\nold\n<!-- /notebook-times -->\nafter\n"
+        "<!-- notebook-times: teaching -->\n<!-- /notebook-times -->\n",
+        encoding="utf-8",
+    )
+    text = budgets.render_tables(page.read_text(encoding="utf-8"), read)
+    assert "old" not in text and text.startswith("before\n") and "\nafter\n" in text
+    assert "| `00_a` | 7 s | 1.0 min |" in text and "| `01_b` | 1.5 min | 2.0 min |" in text
+    assert "| `01_b` | 92 s | 97 s | 120 s | it |" in text and "| `00_a` | 7 s | — |" in text
+    assert budgets.stale_tables({page: "readme"}, read) == [page]
+    page.write_text(text, encoding="utf-8")
+    assert budgets.stale_tables({page: "readme"}, read) == []
+    assert budgets.stale_tables({page: "other"}, read) == [page]  # no such block: missing
 
 
 @pytest.mark.parametrize(
@@ -128,7 +161,7 @@ def test_a_bad_budget_names_the_entry_and_the_fix(
     )
     with pytest.raises(ValueError, match=message) as error:
         budgets.read_budgets(path)
-    assert "edit notebooks/budgets.json" in str(error.value)
+    assert "make notebook-times" in str(error.value)
 
 
 def test_a_missing_budgets_file_says_how_to_restore_it(tmp_path: Path) -> None:

@@ -8,14 +8,19 @@ reference CPU's training speed (``reference_images_per_s``, by :func:`cpu_traini
 
 The notebook tests read the budgets and scale them to the machine (:func:`budget_scale`);
 ``make figures PROFILE=full`` on a CPU estimates its time from the measured times
-(:func:`cpu_time_warning`).
+(:func:`cpu_time_warning`); README.md and slides/TEACHING.md show them in tables this module
+writes between ``<!-- notebook-times: NAME ... -->`` markers. After editing the file, run
+``make notebook-times`` (``python -m tools.budgets --write``); ``python -m tools.budgets``
+checks the tables and exits 1 when one is stale.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -24,17 +29,21 @@ from tools.notebooks import NOTEBOOK_DIR, ROOT, shown_path
 
 __all__ = [
     "BUDGETS_FILE",
+    "TABLE_FILES",
     "Budgets",
     "NotebookTimes",
     "budget_scale",
     "cpu_time_warning",
     "cpu_training_speed",
+    "main",
     "quick_seconds",
     "read_budgets",
+    "render_tables",
+    "stale_tables",
 ]
 
 BUDGETS_FILE = NOTEBOOK_DIR / "budgets.json"
-FIX = "edit notebooks/budgets.json"
+FIX = "edit notebooks/budgets.json, then run `make notebook-times`"
 
 
 @dataclass(frozen=True)
@@ -227,3 +236,117 @@ def cpu_time_warning(
     ])  # fmt: skip
 
 
+# --- the tables in README.md and slides/TEACHING.md --------------------------------------------
+
+# Each file that shows the times, and the table it holds.
+TABLE_FILES = {ROOT / "README.md": "readme", ROOT / "slides" / "TEACHING.md": "teaching"}
+_BLOCK = re.compile(
+    r"(?P<start><!-- notebook-times: (?P<name>[a-z]+)\b[^>]*-->\n)(?P<body>.*?)"
+    r"(?P<end><!-- /notebook-times -->)",
+    re.DOTALL,
+)
+
+
+def _duration(seconds: float) -> str:
+    """``"7 s"`` under a minute, else ``"1.5 min"``."""
+    return f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
+
+
+def _readme_table(budgets: Budgets) -> str:
+    rows = [
+        f"| `{name}` | {_duration(t.measured_quick_s)} | {_duration(t.budget_s)} |"
+        for name, t in budgets.notebooks.items()
+    ]
+    header = "| notebook | quick profile, reference CPU | budget in the tests |\n|---|---|---|"
+    return "\n".join([header, *rows]) + "\n"
+
+
+def _teaching_table(budgets: Budgets) -> str:
+    rows = [
+        f"| `{name}` | {t.measured_quick_s:.0f} s | "
+        f"{'—' if t.slower_cpu_s is None else f'{t.slower_cpu_s:.0f} s'} | {t.budget_s:.0f} s | "
+        f"{t.cost} |"
+        for name, t in budgets.notebooks.items()
+    ]
+    header = (
+        "| notebook | reference CPU | slower 2-core machine | budget in the tests "
+        "| what takes the time |\n|---|---|---|---|---|"
+    )
+    speed = (
+        f"\nThe reference CPU trains the course CNN at {budgets.reference_images_per_s:,.0f} "
+        "images/s by `cpu_training_speed()` (`tools/budgets.py`).\n"
+    )
+    return "\n".join([header, *rows]) + "\n" + speed
+
+
+_TABLES: dict[str, Callable[[Budgets], str]] = {
+    "readme": _readme_table,
+    "teaching": _teaching_table,
+}
+
+
+def render_tables(text: str, budgets: Budgets) -> str:
+    """``text`` with every ``notebook-times`` block rewritten from ``budgets``."""
+
+    def block(match: re.Match[str]) -> str:
+        name = match["name"]
+        if name not in _TABLES:
+            raise ValueError(
+                f"<!-- notebook-times: {name} --> names no table; valid choices: {list(_TABLES)}."
+            )
+        return match["start"] + _TABLES[name](budgets) + match["end"]
+
+    return _BLOCK.sub(block, text)
+
+
+def _is_stale(path: Path, table: str, budgets: Budgets) -> bool:
+    text = path.read_text(encoding="utf-8")
+    if table not in {match["name"] for match in _BLOCK.finditer(text)}:
+        return True  # the table is missing: its markers go where it belongs
+    return render_tables(text, budgets) != text
+
+
+def stale_tables(
+    files: Mapping[Path, str] = TABLE_FILES, budgets: Budgets | None = None
+) -> list[Path]:
+    """The files whose ``notebook-times`` table is missing or differs from the budgets file."""
+    budgets = budgets or read_budgets()
+    return [path for path, table in files.items() if _is_stale(path, table, budgets)]
+
+
+def _write_tables(paths: Sequence[Path], budgets: Budgets) -> None:
+    from tlhelpers.files import atomic_write
+
+    for path in paths:
+        text = render_tables(path.read_text(encoding="utf-8"), budgets)
+        atomic_write(path, lambda handle, text=text: handle.write(text.encode("utf-8")))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: check the tables, or rewrite them with ``--write``; exit 1 while one is
+    stale or missing."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help="rewrite the stale tables")
+    args = parser.parse_args(argv)
+    budgets = read_budgets()
+    stale = stale_tables(TABLE_FILES, budgets)
+    if args.write and stale:
+        _write_tables(stale, budgets)
+        rewritten, stale = stale, stale_tables(TABLE_FILES, budgets)
+        for path in rewritten:
+            if path not in stale:
+                print(f"{shown_path(path)}: notebook times rewritten")
+    for path in stale:
+        table = TABLE_FILES[path]
+        print(
+            f"{shown_path(path)}: the {table!r} notebook-times table is stale or missing; run "
+            f"`make notebook-times` (a missing table needs its markers first: "
+            f"<!-- notebook-times: {table} --> and <!-- /notebook-times -->)"
+        )
+    if not stale:
+        print("the notebook-times tables match notebooks/budgets.json")
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
