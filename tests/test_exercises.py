@@ -5,28 +5,22 @@ the notebook test runs the original (which executes each notebook once per suite
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 import nbformat
 import pytest
 
+from tools import make_exercises as exercises
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-
-
-@pytest.fixture(scope="module")
-def exercises(tool: Callable[[str], ModuleType]) -> ModuleType:
-    """``tools/make_exercises.py`` as a module."""
-    return tool("make_exercises")
 
 
 def _tags(cell: nbformat.NotebookNode) -> list[str]:
     return cell.get("metadata", {}).get("tags", [])
 
 
-def test_every_solution_becomes_a_prompt(exercises: ModuleType, tmp_path: Path) -> None:
+def test_every_solution_becomes_a_prompt(tmp_path: Path) -> None:
     written = exercises.write_exercises(out=tmp_path)
     assert [p.name for p in written] == [p.name for p in NOTEBOOKS]
     for original_path, student_path in zip(NOTEBOOKS, written, strict=True):
@@ -50,7 +44,7 @@ def test_every_solution_becomes_a_prompt(exercises: ModuleType, tmp_path: Path) 
                 assert after.outputs == []
 
 
-def test_prompt_names_the_task(exercises: ModuleType) -> None:
+def test_prompt_names_the_task() -> None:
     solution = nbformat.v4.new_code_cell("# Solution 2: probe each stage, k=5.\nx = 1")
     prompt = exercises.prompt_cell(solution, 2)
     assert prompt.source.splitlines()[0] == "# Exercise 2: probe each stage, k=5."
@@ -58,7 +52,7 @@ def test_prompt_names_the_task(exercises: ModuleType) -> None:
     assert _tags(prompt) == ["exercise"]
 
 
-def test_unknown_notebook_names_the_choices(exercises: ModuleType, tmp_path: Path) -> None:
+def test_unknown_notebook_names_the_choices(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="unknown notebook"):
         exercises.write_exercises(["99_nothing"], out=tmp_path)
 
@@ -89,7 +83,7 @@ def _python(cell: nbformat.NotebookNode) -> str:
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_student_version_runs_like_the_notebook_without_its_solutions(
-    notebook: Path, exercises: ModuleType
+    notebook: Path
 ) -> None:
     """The student version is the notebook with each solution swapped for a prompt, so it runs
     exactly as the notebook test runs the original, up to the first prompt, provided (1) every

@@ -6,20 +6,16 @@ full profile without a GPU warns with an estimate."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from tools import budgets
+from tools import figure_index as figures
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-
-
-@pytest.fixture(scope="module")
-def figures(tool: Callable[[str], ModuleType]) -> ModuleType:
-    """``tools/figure_index.py`` as a module."""
-    return tool("figure_index")
 
 
 def _notebook(*cells: dict, parameters: dict | None = None) -> dict:
@@ -45,7 +41,6 @@ def _markdown(source: str) -> dict:
 
 
 def test_every_notebook_figure_is_listed_and_every_listed_figure_is_saved(
-    figures: ModuleType,
 ) -> None:
     manifest = figures.read_manifest()
     found = figures.scan_notebooks(NOTEBOOKS)
@@ -59,7 +54,7 @@ def test_every_notebook_figure_is_listed_and_every_listed_figure_is_saved(
     assert sum(len(names) for names in manifest.values()) >= len(NOTEBOOKS)
 
 
-def test_a_figure_that_disappears_is_reported(figures: ModuleType) -> None:
+def test_a_figure_that_disappears_is_reported() -> None:
     found = {"01_x": figures.figure_sources(_notebook(_code('save_figure("01-kept")')), "01_x")}
     problems = figures.manifest_problems({"01_x": ["01-kept", "01-gone"]}, found)
     assert len(problems) == 1
@@ -67,7 +62,7 @@ def test_a_figure_that_disappears_is_reported(figures: ModuleType) -> None:
     assert "make figures-manifest" in problems[0]
 
 
-def test_a_duplicated_or_misnamed_figure_is_reported(figures: ModuleType) -> None:
+def test_a_duplicated_or_misnamed_figure_is_reported() -> None:
     one = _notebook(_code('save_figure("01-same")\nsave_figure("02-wrong-prefix")'))
     two = _notebook(_markdown("# two"), _code("save_figure('01-same', fig)"))
     found = {
@@ -83,7 +78,7 @@ def test_a_duplicated_or_misnamed_figure_is_reported(figures: ModuleType) -> Non
     assert any("not listed in slides/figures.json" in p for p in unlisted)
 
 
-def test_cell_index_ignores_papermills_injected_cell(figures: ModuleType) -> None:
+def test_cell_index_ignores_papermills_injected_cell() -> None:
     executed = _notebook(
         _code("profile = 'quick'", tags=("parameters",), count=1),
         _code("profile = 'full'", tags=("injected-parameters",), count=2),
@@ -95,7 +90,7 @@ def test_cell_index_ignores_papermills_injected_cell(figures: ModuleType) -> Non
     assert source.source_head == "fig = make()"
 
 
-def test_read_manifest_names_the_fix(figures: ModuleType, tmp_path: Path) -> None:
+def test_read_manifest_names_the_fix(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="make figures-manifest"):
         figures.read_manifest(tmp_path / "missing.json")
     bad = tmp_path / "bad.json"
@@ -104,7 +99,7 @@ def test_read_manifest_names_the_fix(figures: ModuleType, tmp_path: Path) -> Non
         figures.read_manifest(bad)
 
 
-def test_write_manifest_round_trips(figures: ModuleType, tmp_path: Path) -> None:
+def test_write_manifest_round_trips(tmp_path: Path) -> None:
     found = figures.scan_notebooks(NOTEBOOKS)
     path = figures.write_manifest(found, tmp_path / "figures.json")
     assert figures.read_manifest(path) == {k: [f.name for f in v] for k, v in found.items()}
@@ -116,7 +111,7 @@ def test_write_manifest_round_trips(figures: ModuleType, tmp_path: Path) -> None
 # --- the index page ----------------------------------------------------------------------------
 
 
-def test_index_names_cell_profile_and_seed(figures: ModuleType, tmp_path: Path) -> None:
+def test_index_names_cell_profile_and_seed(tmp_path: Path) -> None:
     executed = _notebook(
         _code("profile = 'quick'", tags=("parameters",), count=1),
         _code("profile = 'full'\nseed = 3", tags=("injected-parameters",), count=2),
@@ -146,7 +141,7 @@ def test_index_names_cell_profile_and_seed(figures: ModuleType, tmp_path: Path) 
     assert "http" not in page.replace("07-", "")  # relative links only
 
 
-def test_index_keeps_other_notebooks_entries(figures: ModuleType, tmp_path: Path) -> None:
+def test_index_keeps_other_notebooks_entries(tmp_path: Path) -> None:
     out = tmp_path / "figures"
     for stem, name in (("01_a", "01-x"), ("02_b", "02-y")):
         path = tmp_path / f"{stem}.ipynb"
@@ -159,7 +154,7 @@ def test_index_keeps_other_notebooks_entries(figures: ModuleType, tmp_path: Path
     assert list(index["figures"]) == ["01-x", "02-y"]
 
 
-def test_remove_figures_touches_only_that_notebook(figures: ModuleType, tmp_path: Path) -> None:
+def test_remove_figures_touches_only_that_notebook(tmp_path: Path) -> None:
     for name in ("01-a.png", "01-a.svg", "02-b.png", "01-notes.txt", "index.html"):
         (tmp_path / name).write_bytes(b"")
     removed = figures.remove_figures(tmp_path, "01_pretraining")
@@ -170,16 +165,8 @@ def test_remove_figures_touches_only_that_notebook(figures: ModuleType, tmp_path
 # --- the full profile on a CPU -----------------------------------------------------------------
 
 
-def test_training_work_ratio_comes_from_the_profiles(runner: ModuleType) -> None:
-    from tlhelpers.settings import FULL, QUICK
-
-    low, high = runner.training_work_ratio(QUICK, FULL)
-    assert 1 < low <= high
-    assert runner.training_work_ratio(QUICK, QUICK) == (1.0, 1.0)
-
-
-def test_full_profile_warning_estimates_from_quick_timings(runner: ModuleType) -> None:
-    text = runner.full_profile_warning(
+def test_full_profile_warning_estimates_from_quick_timings() -> None:
+    text = budgets.cpu_time_warning(
         ["00_a", "01_b", "05_new"], {"00_a": 6.0, "01_b": 60.0}, (80.0, 100.0)
     )
     assert text.startswith("WARNING: profile 'full'") and "no CUDA GPU" in text
@@ -189,7 +176,7 @@ def test_full_profile_warning_estimates_from_quick_timings(runner: ModuleType) -
     assert "× 80 to 100" in text and "assuming" in text and "PROFILE=quick" in text
 
 
-def test_quick_seconds_prefers_a_successful_quick_run(runner: ModuleType, tmp_path: Path) -> None:
+def test_quick_seconds_prefers_a_successful_quick_run(tmp_path: Path) -> None:
     timings = tmp_path / "timings.json"
     timings.write_text(
         json.dumps(
@@ -200,10 +187,11 @@ def test_quick_seconds_prefers_a_successful_quick_run(runner: ModuleType, tmp_pa
         ),
         encoding="utf-8",
     )
-    seconds = runner.quick_seconds(timings)
+    measured = budgets.read_budgets().measured_quick_s
+    seconds = budgets.quick_seconds(timings)
     assert seconds["00_welcome"] == 5.5
-    assert seconds["01_pretraining"] == runner.MEASURED_QUICK_S["01_pretraining"]
-    assert runner.quick_seconds(tmp_path / "absent.json") == dict(runner.MEASURED_QUICK_S)
+    assert seconds["01_pretraining"] == measured["01_pretraining"]
+    assert budgets.quick_seconds(tmp_path / "absent.json") == measured
 
 
 def test_make_figures_full_on_a_cpu_prints_the_warning(
@@ -233,7 +221,7 @@ def test_make_figures_full_on_a_cpu_prints_the_warning(
 @pytest.mark.notebooks
 @pytest.mark.slow
 def test_figures_are_byte_identical_across_runs(
-    runner: ModuleType, figures: ModuleType, welcome_run: dict[str, Path], tmp_path: Path
+    runner: ModuleType, welcome_run: dict[str, Path], tmp_path: Path
 ) -> None:
     """Notebook 00 twice, same profile and seed: identical PNG and SVG bytes, same index."""
     again = {"executed": tmp_path / "executed", "figures": tmp_path / "figures"}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import importlib
-import json
 import os
 import re
 import shutil
@@ -15,31 +14,25 @@ from typing import Any
 
 import pytest
 
+from tools import typed_numbers
+from tools.notebooks import (
+    NOTEBOOK_NAME,
+    SAVE_FIGURE_CALL,
+    cell_source,
+    cell_tags,
+    is_figure_name,
+    read_notebook,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
-NOTEBOOK_NAME = re.compile(r"^(\d{2})_[a-z0-9]+(?:_[a-z0-9]+)*\.ipynb$")
-FIGURE_NAME = re.compile(r"^\d{2}-[a-z0-9]+(?:-[a-z0-9]+)*$")
-SAVE_FIGURE_CALL = re.compile(r"save_figure\(\s*(?:name\s*=\s*)?([\"'])(.*?)\1")
 SKIP_DIRS = {".venv", "build", ".cache", ".git", "node_modules", ".ipynb_checkpoints"}
 REQUIRED_PARAMETERS = ("profile", "seed", "device")
 
 
 def _ids(paths: list[Path]) -> list[str]:
     return [p.name for p in paths]
-
-
-def _load(notebook: Path) -> dict[str, Any]:
-    return json.loads(notebook.read_text(encoding="utf-8"))
-
-
-def _source(cell: dict[str, Any]) -> str:
-    source = cell.get("source", "")
-    return "".join(source) if isinstance(source, list) else source
-
-
-def _tags(cell: dict[str, Any]) -> list[str]:
-    return list(cell.get("metadata", {}).get("tags", []))
 
 
 def _code_cells(notebook: dict[str, Any]) -> list[dict[str, Any]]:
@@ -69,7 +62,7 @@ def test_notebook_numbers_are_unique() -> None:
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=_ids(NOTEBOOKS))
 def test_notebook_name(notebook: Path) -> None:
-    assert NOTEBOOK_NAME.match(notebook.name), (
+    assert NOTEBOOK_NAME.fullmatch(notebook.name), (
         f"{notebook.name} should be named NN_words.ipynb (two digits, underscore, lowercase "
         "words joined by underscores), e.g. 02_feature_extraction.ipynb"
     )
@@ -82,7 +75,7 @@ def test_notebook_is_valid_and_has_no_outputs(notebook: Path) -> None:
     nbformat.validate(nbformat.read(notebook, as_version=4))
     dirty = [
         i
-        for i, cell in enumerate(_load(notebook)["cells"])
+        for i, cell in enumerate(read_notebook(notebook)["cells"])
         if cell.get("cell_type") == "code" and (cell.get("outputs") or cell.get("execution_count"))
     ]
     assert not dirty, (
@@ -93,13 +86,13 @@ def test_notebook_is_valid_and_has_no_outputs(notebook: Path) -> None:
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=_ids(NOTEBOOKS))
 def test_notebook_parameters_cell(notebook: Path) -> None:
-    code = _code_cells(_load(notebook))
-    tagged = [i for i, cell in enumerate(code) if "parameters" in _tags(cell)]
+    code = _code_cells(read_notebook(notebook))
+    tagged = [i for i, cell in enumerate(code) if "parameters" in cell_tags(cell)]
     assert len(tagged) == 1, (
         f"{notebook.name}: expected exactly one code cell tagged 'parameters', found {len(tagged)}"
     )
     assert tagged[0] == 0, f"{notebook.name}: the parameters cell should be the first code cell"
-    tree = ast.parse(_source(code[tagged[0]]))
+    tree = ast.parse(cell_source(code[tagged[0]]))
     values: dict[str, Any] = {}
     for statement in tree.body:
         line = ast.unparse(statement)
@@ -127,13 +120,13 @@ def test_notebook_parameters_cell(notebook: Path) -> None:
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=_ids(NOTEBOOKS))
 def test_notebook_anatomy(notebook: Path) -> None:
-    cells = _load(notebook)["cells"]
-    markdown = [_source(c).lower() for c in cells if c.get("cell_type") == "markdown"]
+    cells = read_notebook(notebook)["cells"]
+    markdown = [cell_source(c).lower() for c in cells if c.get("cell_type") == "markdown"]
     for heading in ("key takeaways", "interview questions"):
         assert any(heading in text for text in markdown), (
             f"{notebook.name}: no markdown cell mentions {heading.capitalize()!r}"
         )
-    assert any("solution" in _tags(c) for c in cells), (
+    assert any("solution" in cell_tags(c) for c in cells), (
         f"{notebook.name}: no cell tagged 'solution' (exercise solutions are tagged so "
         "exercise-only copies can drop them)"
     )
@@ -148,8 +141,8 @@ def test_readme_lists_every_notebook() -> None:
 def _figure_names() -> list[tuple[str, str]]:
     found = []
     for notebook in NOTEBOOKS:
-        for cell in _code_cells(_load(notebook)):
-            for match in SAVE_FIGURE_CALL.finditer(_source(cell)):
+        for cell in _code_cells(read_notebook(notebook)):
+            for match in SAVE_FIGURE_CALL.finditer(cell_source(cell)):
                 found.append((notebook.name, match.group(2)))
     return found
 
@@ -159,7 +152,7 @@ def test_figure_names_are_unique_and_prefixed() -> None:
     problems = []
     seen: dict[str, str] = {}
     for notebook, name in names:
-        if not FIGURE_NAME.match(name):
+        if not is_figure_name(name):
             problems.append(f"{notebook}: {name!r} is not like '01-learning-curves'")
         elif name[:2] != notebook[:2]:
             problems.append(f"{notebook}: {name!r} should start with {notebook[:2]}-")
@@ -184,8 +177,8 @@ def _python_sources() -> list[tuple[str, str]]:
         if path.suffix == ".py":
             sources.append((str(relative), path.read_text(encoding="utf-8")))
         elif path.suffix == ".ipynb":
-            for i, cell in enumerate(_code_cells(_load(path))):
-                sources.append((f"{relative} cell {i}", _source(cell)))
+            for i, cell in enumerate(_code_cells(read_notebook(path))):
+                sources.append((f"{relative} cell {i}", cell_source(cell)))
     return sources
 
 
@@ -424,13 +417,7 @@ def test_gitignore_keeps_generated_files_out_and_shipped_files_in() -> None:
 # --- typed results in Markdown -------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def typed_numbers(tool: Any) -> Any:
-    """``tools/typed_numbers.py`` as a module."""
-    return tool("typed_numbers")
-
-
-def test_no_result_number_is_typed_into_markdown(typed_numbers: Any) -> None:
+def test_no_result_number_is_typed_into_markdown() -> None:
     hits = [h for path in NOTEBOOKS for h in typed_numbers.scan_notebook(path)]
     allowed = typed_numbers.read_allowlist()
     missing = typed_numbers.uncovered(hits, allowed)
@@ -447,7 +434,6 @@ def test_no_result_number_is_typed_into_markdown(typed_numbers: Any) -> None:
 
 
 def test_typed_number_scan_catches_a_planted_result_and_passes_the_rest(
-    typed_numbers: Any,
 ) -> None:
     scan = typed_numbers.scan_markdown
     assert [t for t, _ in scan("Fine-tuning reached 88.8% after 100 steps.")] == ["88.8%"]
@@ -460,7 +446,7 @@ def test_typed_number_scan_catches_a_planted_result_and_passes_the_rest(
     assert scan("torch 2.14.1 and a 7s digit.") == []  # a version and a plural
 
 
-def test_typed_numbers_allowlist_format_is_checked(typed_numbers: Any, tmp_path: Path) -> None:
+def test_typed_numbers_allowlist_format_is_checked(tmp_path: Path) -> None:
     good = tmp_path / "good.txt"
     good.write_text("# comment\n03 | 96% | That looks like | remove: a typed result\n")
     (entry,) = typed_numbers.read_allowlist(good)
@@ -477,7 +463,7 @@ _SUMMARY_CALL = re.compile(r"profile_summary\(\s*P\s*(?:,\s*used\s*=\s*\[([^\]]*
 
 def profile_fields_printed_and_read(notebook: dict[str, Any]) -> tuple[set[str] | None, set[str]]:
     """(fields the setup cell's ``profile_summary`` prints, or None for all; fields code reads)."""
-    code = "\n".join(_source(c) for c in _code_cells(notebook))
+    code = "\n".join(cell_source(c) for c in _code_cells(notebook))
     read = set(_PROFILE_FIELD.findall(code)) - {"name"}
     calls = _SUMMARY_CALL.findall(code)
     assert len(calls) == 1, f"expected one profile_summary(P, used=[...]) call, found {calls}"
@@ -487,7 +473,7 @@ def profile_fields_printed_and_read(notebook: dict[str, Any]) -> tuple[set[str] 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=_ids(NOTEBOOKS))
 def test_notebook_prints_the_profile_fields_it_reads(notebook: Path) -> None:
-    printed, read = profile_fields_printed_and_read(_load(notebook))
+    printed, read = profile_fields_printed_and_read(read_notebook(notebook))
     assert printed is not None, (
         f"{notebook.name} prints every profile field; print those it reads: "
         f"profile_summary(P, used={sorted(read)})"

@@ -23,28 +23,31 @@ from types import ModuleType
 
 import pytest
 
+from tools import budgets
+
 pytestmark = pytest.mark.notebooks
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
-# Seconds of cell execution allowed in the quick profile on a 2-core CPU, from an empty cache.
-BUDGETS_S = {"00_welcome": 60, "01_pretraining": 120, "02_feature_extraction": 120,
-             "03_fine_tuning": 180, "04_negative_transfer": 120, "05_cv_vs_nlp": 240,
-             "06_domain_adaptation": 180}
+# Seconds of cell execution allowed in the quick profile on the reference 2-core CPU, from an
+# empty cache: notebooks/budgets.json.
+BUDGETS = budgets.read_budgets()
+BUDGETS_S = BUDGETS.budget_s
+REFERENCE_IMAGES_PER_S = BUDGETS.reference_images_per_s
 HEADROOM_S = 45  # extra wall-clock allowance: kernel start, papermill, namespace set-up
 EXECUTED_DIR = ROOT / "build" / "executed" / "quick"
-CLAIMS_DIR = EXECUTED_DIR / "claims"  # one JSON line per claim (tools/claims_report.py reads them)
+CLAIMS_DIR = EXECUTED_DIR / "claims"  # one JSON line per claim (tools.claims_report reads them)
 FIGURES_DIR = ROOT / "build" / "figures-test"
 CACHE_ROOT = ROOT / "build" / "test-cache"
 
 
 @pytest.fixture(scope="session")
-def budget_scale(runner: ModuleType, machine_speed: float) -> tuple[float, float]:
+def budget_scale(machine_speed: float) -> tuple[float, float]:
     """(scale, images/s): budgets are seconds on the reference 2-core CPU; a slower machine,
     measured by the same fixed training workload (best of three), gets proportionally more
     time, up to twice the budget."""
-    return runner.budget_scale(machine_speed), machine_speed
+    return budgets.budget_scale(machine_speed), machine_speed
 
 
 def outputs_containing(notebook: dict, needle: str) -> list[int]:
@@ -81,15 +84,16 @@ def test_notebook_runs_within_budget(
     name = notebook.stem
     if name not in BUDGETS_S:
         pytest.fail(
-            f"{notebook.name} has no time budget; add {name!r}: <seconds> to BUDGETS_S in "
-            f"tests/test_notebooks.py (quick profile, 2-core CPU, empty cache). "
+            f"{notebook.name} has no time budget; add {name!r}: {{\"budget_s\": <seconds>, "
+            f"\"measured_quick_s\": <seconds>}} to notebooks/budgets.json (quick profile, 2-core "
+            f"CPU, empty cache), then run `make notebook-times`. "
             f"Budgets so far: {BUDGETS_S}"
         )
     scale, speed = budget_scale
     budget = BUDGETS_S[name] * scale
     speed_note = (
         f"budget {BUDGETS_S[name]} s on the reference CPU × {scale:.2f} for this machine "
-        f"({speed:.0f} vs {runner.REFERENCE_IMAGES_PER_S:.0f} training images/s)"
+        f"({speed:.0f} vs {REFERENCE_IMAGES_PER_S:.0f} training images/s)"
     )
     cache = CACHE_ROOT / name
     shutil.rmtree(cache, ignore_errors=True)  # time the worst case: nothing cached
@@ -144,13 +148,13 @@ def test_notebook_runs_within_budget(
         )
 
 
-def test_budget_scale_is_bounded(runner: ModuleType) -> None:
-    reference = runner.REFERENCE_IMAGES_PER_S
-    assert runner.budget_scale(2 * reference) == 1.0  # a faster machine keeps the budget
-    assert runner.budget_scale(reference / 1.5) == pytest.approx(1.5)
-    assert runner.budget_scale(reference / 10) == 2.0  # far too slow: capped, budgets fail
+def test_budget_scale_is_bounded() -> None:
+    reference = REFERENCE_IMAGES_PER_S
+    assert budgets.budget_scale(2 * reference) == 1.0  # a faster machine keeps the budget
+    assert budgets.budget_scale(reference / 1.5) == pytest.approx(1.5)
+    assert budgets.budget_scale(reference / 10) == 2.0  # far too slow: capped, budgets fail
     with pytest.raises(ValueError, match="images_per_s=0"):
-        runner.budget_scale(0)
+        budgets.budget_scale(0)
 
 
 def test_echoed_claims_are_found_in_outputs() -> None:
@@ -162,19 +166,11 @@ def test_echoed_claims_are_found_in_outputs() -> None:
     assert outputs_containing(notebook, "Claim(") == [1]
 
 
-def test_every_budget_names_a_notebook() -> None:
-    stems = {p.stem for p in NOTEBOOKS}
-    stale = sorted(set(BUDGETS_S) - stems)
-    if not NOTEBOOKS:
-        pytest.skip("no notebooks yet")
-    assert not stale, f"BUDGETS_S names notebooks that do not exist: {stale}; remove them."
-
-
 def test_runner_profiles_match_the_package(runner: ModuleType) -> None:
     from tlhelpers.settings import PROFILES
 
     assert set(runner.PROFILES) == set(PROFILES), (
-        f"tools/run_notebooks.py offers profiles {runner.PROFILES} but tlhelpers.settings has "
+        f"tools.run_notebooks offers profiles {runner.PROFILES} but tlhelpers.settings has "
         f"{sorted(PROFILES)}; update PROFILES in tools/run_notebooks.py."
     )
 

@@ -25,6 +25,7 @@ from tlhelpers.settings import (
     profile_summary,
     repo_root,
     seed_everything,
+    training_work_ratio,
     tune_cpu_allocator,
 )
 
@@ -42,7 +43,7 @@ def test_profiles_are_frozen_and_named() -> None:
 def test_full_is_at_least_as_large_as_quick_everywhere() -> None:
     for field in dataclasses.fields(Profile):
         q, f = getattr(QUICK, field.name), getattr(FULL, field.name)
-        if isinstance(q, int) and not isinstance(q, bool) and field.name != "num_workers":
+        if isinstance(q, int) and not isinstance(q, bool):
             assert f >= q, field.name
     assert set(QUICK.shots) <= set(FULL.shots) and set(QUICK.seeds) <= set(FULL.seeds)
 
@@ -142,6 +143,14 @@ def test_full_profile_on_cpu_warns_with_an_estimate() -> None:
     assert full_profile_warning(FULL, cuda=True) is None
     assert full_profile_warning(QUICK, cuda=False) is None
     assert profile_summary(QUICK).splitlines()[0].strip().startswith("name =")
+
+
+def test_training_work_ratio_comes_from_the_profiles() -> None:
+    low, high = training_work_ratio(QUICK, FULL)
+    assert 1 < low <= high
+    assert training_work_ratio(QUICK, QUICK) == (1.0, 1.0)
+    # the full profile's estimates use the ratio computed once, from the profiles
+    assert settings.FULL_TO_QUICK_WORK == (low, high) == (80, 100)
 
 
 def test_run_seeds_never_overlap_between_seed_parameters() -> None:

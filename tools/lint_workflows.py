@@ -23,9 +23,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tools.notebooks import ROOT
+
 __all__ = ["Finding", "custom_labels", "lint", "main", "workflow_files"]
 
-ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW_DIR = ROOT / ".github" / "workflows"
 CONFIG = ROOT / ".github" / "actionlint.yaml"
 NODE_MODULES = ROOT / "node_modules"

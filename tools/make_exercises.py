@@ -11,19 +11,16 @@ Files are written to a temporary name and renamed, so a half-written notebook ne
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from tlhelpers.files import atomic_write
+from tools.notebooks import ROOT, cell_tags, find_notebooks, shown_path
 
-from tlhelpers.files import atomic_write  # noqa: E402
+__all__ = ["main", "prompt_cell", "student_version", "write_exercises"]
 
-NOTEBOOK_DIR = ROOT / "notebooks"
 DEFAULT_OUT = ROOT / "build" / "exercises"
 SOLUTION_TAG, EXERCISE_TAG = "solution", "exercise"
 
@@ -63,8 +60,7 @@ def student_version(notebook: nbformat.NotebookNode) -> tuple[nbformat.NotebookN
     student = nbformat.v4.new_notebook(metadata=notebook.metadata)
     replaced = 0
     for cell in notebook.cells:
-        tags = cell.get("metadata", {}).get("tags", [])
-        if SOLUTION_TAG in tags:
+        if SOLUTION_TAG in cell_tags(cell):
             replaced += 1
             student.cells.append(prompt_cell(cell, replaced))
             continue
@@ -77,23 +73,17 @@ def student_version(notebook: nbformat.NotebookNode) -> tuple[nbformat.NotebookN
 
 def write_exercises(names: Sequence[str] = (), out: Path = DEFAULT_OUT) -> list[Path]:
     """Write the student version of each notebook (default: all) to ``out``; return the paths."""
-    paths = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
-    if names:
-        wanted = {Path(n).stem for n in names}
-        unknown = wanted - {p.stem for p in paths}
-        if unknown:
-            raise SystemExit(
-                f"unknown notebook(s) {sorted(unknown)}; valid: {[p.stem for p in paths]}"
-            )
-        paths = [p for p in paths if p.stem in wanted]
+    try:
+        paths = find_notebooks(names)
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
     written = []
     for path in paths:
         student, replaced = student_version(nbformat.read(path, as_version=4))
         target = out / path.name
         text = nbformat.writes(student) + "\n"
         atomic_write(target, lambda handle, text=text: handle.write(text.encode()))
-        print(f"{target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}: "
-              f"{replaced} exercise(s)")
+        print(f"{shown_path(target)}: {replaced} exercise(s)")
         written.append(target)
     return written
 

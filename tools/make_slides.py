@@ -1,7 +1,7 @@
 """Build one reveal.js slide deck per notebook, and an index page, for talks: ``make slides``.
 
 A deck shows the cells its notebook marks as slides (``slideshow.slide_type``, written by
-``tools/mark_slides.py``): each section's heading and prose, then each figure on a slide of its
+``make mark-slides``): each section's heading and prose, then each figure on a slide of its
 own; the other prose becomes speaker notes (press S) and code is not shown. Figure slides show
 the files ``make figures`` saved (``slides/figures/NN-name.png``, embedded in the deck), so the
 decks carry the figures of the profile and seed the figures were last made with; a missing
@@ -30,15 +30,9 @@ from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parent.parent
-for _path in (ROOT, Path(__file__).resolve().parent):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
-
-import mark_slides  # noqa: E402
-from figure_index import SAVE_FIGURE_CALL  # noqa: E402
-
-from tlhelpers.files import atomic_write  # noqa: E402
+from tlhelpers.files import atomic_write
+from tools import mark_slides
+from tools.notebooks import ROOT, SAVE_FIGURE_CALL, find_notebooks, shown_path
 
 __all__ = [
     "Deck",
@@ -52,7 +46,6 @@ __all__ = [
     "slides_of",
 ]
 
-NOTEBOOK_DIR = ROOT / "notebooks"
 DEFAULT_OUT = ROOT / "build" / "slides"
 DEFAULT_FIGURES = ROOT / "slides" / "figures"
 NODE_MODULES = ROOT / "node_modules"
@@ -234,7 +227,7 @@ def deck_notebook(
 ) -> tuple[nbformat.NotebookNode, list[str], list[str]]:
     """The notebook a deck renders: figure cells show their saved figures, nothing else runs.
 
-    Cells without slide metadata get the default rules of ``tools/mark_slides.py``. Returns
+    Cells without slide metadata get the default rules of :mod:`tools.mark_slides`. Returns
     ``(notebook, figures shown, figures missing)``; a missing figure raises unless
     ``allow_missing``, which shows a placeholder line instead.
     """
@@ -380,7 +373,7 @@ def build_decks(
     node_modules: Path = NODE_MODULES,
 ) -> list[Deck]:
     """Copy the assets, build a deck per notebook (default: all), write the index page."""
-    paths = mark_slides.notebook_paths(names)
+    paths = find_notebooks(names)
     out = Path(out)
     copy_assets(out, node_modules)
     decks = [build_deck(path, out, figures_dir, allow_missing=allow_missing) for path in paths]
@@ -405,12 +398,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         decks = build_decks(
             args.notebooks, args.out, args.figures_dir, allow_missing=args.allow_missing_figures
         )
-    except (FileNotFoundError, RuntimeError) as error:
+    except (FileNotFoundError, RuntimeError, ValueError) as error:
         print(f"make slides: {error}", file=sys.stderr)
         return 1
     for deck in decks:
-        shown = deck.path.relative_to(ROOT) if deck.path.is_relative_to(ROOT) else deck.path
-        print(f"{shown}: {len(deck.slides)} slides, {len(deck.figures)} figures")
+        print(f"{shown_path(deck.path)}: {len(deck.slides)} slides, {len(deck.figures)} figures")
         if deck.missing:
             print(f"  placeholders for missing figures: {', '.join(deck.missing)}")
         if deck.unmarked:

@@ -31,11 +31,8 @@ from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from tlhelpers.files import atomic_write  # noqa: E402
+from tlhelpers.files import atomic_write
+from tools.notebooks import SAVE_FIGURE_CALL, cell_source, cell_tags, find_notebooks, shown_path
 
 __all__ = [
     "SLIDE_TYPES",
@@ -43,13 +40,10 @@ __all__ = [
     "main",
     "mark_notebook",
     "mark_paths",
-    "notebook_paths",
     "slide_type",
 ]
 
-NOTEBOOK_DIR = ROOT / "notebooks"
 SLIDE_TYPES = ("slide", "subslide", "fragment", "-", "skip", "notes")  # Jupyter's choices
-SAVE_FIGURE_CALL = re.compile(r"save_figure\(\s*(?:name\s*=\s*)?([\"'])(.*?)\1")
 HEADING = re.compile(r"^ {0,3}(#{1,6})\s+\S")
 FENCE = re.compile(r"^ {0,3}(```|~~~)")
 
@@ -69,11 +63,9 @@ def heading_level(markdown: str) -> int | None:
 
 def slide_type(cell: nbformat.NotebookNode) -> str:
     """The slide type the course's rules give ``cell`` (see the module docstring)."""
-    tags = cell.get("metadata", {}).get("tags", [])
-    if "solution" in tags:
+    if "solution" in cell_tags(cell):
         return "skip"
-    source = cell.get("source", "")
-    source = "".join(source) if isinstance(source, list) else source
+    source = cell_source(cell)
     if cell.get("cell_type") == "markdown":
         level = heading_level(source)
         if level is None:
@@ -96,25 +88,6 @@ def mark_notebook(notebook: nbformat.NotebookNode) -> int:
     return changed
 
 
-def notebook_paths(names: Sequence[str] = ()) -> list[Path]:
-    """The course notebooks `NN_*.ipynb` in order, or those named (stem, file or path)."""
-    paths = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
-    if not names:
-        return paths
-    chosen = []
-    for name in names:
-        path = Path(name)
-        if not (path.suffix == ".ipynb" and path.exists()):
-            path = NOTEBOOK_DIR / f"{path.stem}.ipynb"
-        if not path.exists():
-            valid = ", ".join(p.stem for p in paths) or "(none found)"
-            raise SystemExit(
-                f"notebook {name!r} not found in {NOTEBOOK_DIR}; valid choices: {valid}"
-            )
-        chosen.append(path)
-    return chosen
-
-
 def mark_paths(paths: Sequence[Path], *, check: bool = False) -> dict[Path, int]:
     """Mark each notebook file (or with ``check``, only count); return cells changed per file."""
     changes = {}
@@ -135,16 +108,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--check", action="store_true", help="change nothing; exit 1 if a notebook needs marking"
     )
     args = parser.parse_args(argv)
-    changes = mark_paths(notebook_paths(args.notebooks), check=args.check)
+    try:
+        paths = find_notebooks(args.notebooks)
+    except ValueError as error:
+        parser.error(str(error))
+    changes = mark_paths(paths, check=args.check)
     stale = [path for path, changed in changes.items() if changed]
     for path, changed in changes.items():
-        shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+        shown = shown_path(path)
         verb = "would change" if args.check else "changed"
         print(f"{shown}: {f'{changed} cell(s) {verb}' if changed else 'up to date'}")
     if args.check and stale:
         print(
             f"{len(stale)} notebook(s) lack slide metadata; run `make mark-slides` "
-            "(python tools/mark_slides.py) and commit the notebooks.",
+            "(python -m tools.mark_slides) and commit the notebooks.",
             file=sys.stderr,
         )
         return 1

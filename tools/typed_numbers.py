@@ -12,21 +12,21 @@ decimals (``88.8``), percentages (``96%``), points (``30 points``), factors (``1
 
 What remains and is not a result (a chance level, a published table, a reading time) is listed
 in ``tests/typed_numbers_allowlist.txt`` with its reason; entries marked ``remove:`` are typed
-results a notebook still has to replace by printed numbers. ``python tools/typed_numbers.py``
+results a notebook still has to replace by printed numbers. ``python -m tools.typed_numbers``
 lists every hit that the allow-list does not cover.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tools.notebooks import ROOT, cell_source, find_notebooks, read_notebook
+
 ALLOWLIST = ROOT / "tests" / "typed_numbers_allowlist.txt"
 
 _CODE = re.compile(r"`[^`]*`")
@@ -88,14 +88,13 @@ def scan_markdown(text: str) -> list[tuple[str, str]]:
 
 def scan_notebook(path: Path) -> list[Hit]:
     """Every flagged number in the Markdown cells of the notebook at ``path``."""
-    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    cells = read_notebook(path)["cells"]
     number = path.name[:2]
     hits = []
     for index, cell in enumerate(cells):
         if cell.get("cell_type") != "markdown":
             continue
-        source = cell["source"]
-        text = "".join(source) if isinstance(source, list) else source
+        text = cell_source(cell)
         hits += [Hit(number, index, token, sentence) for token, sentence in scan_markdown(text)]
     return hits
 
@@ -149,10 +148,13 @@ def unused(hits: Sequence[Hit], allowed: Sequence[Allowed]) -> list[Allowed]:
 def main(argv: Sequence[str] | None = None) -> int:
     """List hits the allow-list does not cover (and stale entries); exit 1 if any."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("notebooks", nargs="*", type=Path,
-                        default=sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")))
+    parser.add_argument("notebooks", nargs="*", help="stems, paths or NN (default: all)")
     args = parser.parse_args(argv)
-    hits = [h for path in args.notebooks for h in scan_notebook(path)]
+    try:
+        paths = find_notebooks(args.notebooks)
+    except ValueError as error:
+        parser.error(str(error))
+    hits = [h for path in paths for h in scan_notebook(path)]
     allowed = read_allowlist()
     missing, stale = uncovered(hits, allowed), unused(hits, allowed)
     for hit in missing:
