@@ -489,7 +489,7 @@ _SHIFTED_SEEDS = re.compile(r"\bseed\s*\+\s*\w+\s+for\s+\w+\s+in\b")
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=_ids(NOTEBOOKS))
 def test_notebook_runs_take_their_seeds_from_run_seeds(notebook: Path) -> None:
-    code = "\n".join(_source(c) for c in _code_cells(_load(notebook)))
+    code = "\n".join(cell_source(c) for c in _code_cells(read_notebook(notebook)))
     assert not _SHIFTED_SEEDS.search(code), (
         f"{notebook.name} shifts its seeds by the parameter (`seed + s for s in ...`), so the run "
         "with seed = 1 repeats most runs of seed = 0; use run_seeds(seed, P.seeds)."
