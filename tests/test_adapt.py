@@ -137,8 +137,8 @@ def test_domain_adapter_trains_with_fit_and_reverses_the_feature_gradient() -> N
     model.grl.lambda_ = 0.7
     xs, xt = source.as_float()[:8], target.as_float()[:8]
     model.train()
-    model(xs, xt)
-    grad_dann = torch.autograd.grad(model.aux_loss, model.network.stage3[0].weight)[0]
+    out = model(xs, xt)
+    grad_dann = torch.autograd.grad(out.aux_loss, model.network.stage3[0].weight)[0]
     feats = torch.cat([model.network.forward_features(x, upto="pool") for x in (xs, xt)])
     labels = torch.cat([torch.zeros(8), torch.ones(8)])
     bce = torch.nn.functional.binary_cross_entropy_with_logits(
@@ -149,22 +149,24 @@ def test_domain_adapter_trains_with_fit_and_reverses_the_feature_gradient() -> N
 
 
 @pytest.mark.parametrize("alignment", ["coral", "none"])
-def test_other_alignments_set_their_aux_loss(alignment: str) -> None:
+def test_other_alignments_return_their_aux_loss(alignment: str) -> None:
     torch.manual_seed(0)
     model = DomainAdapter(
         SmallCNN(10, widths=WIDTHS), alignment, coral_weight=10.0, batches="separate"
     )
     xs, xt = _images(8, seed=4).as_float(), _images(8, seed=5, shift=120).as_float()
-    logits = model(xs, xt)
-    assert logits.shape == (8, 10)
+    out = model(xs, xt)
+    assert out.logits.shape == (8, 10) and out.domain_acc is None
     if alignment == "none":
-        assert model.aux_loss.item() == 0.0
+        assert out.aux_loss.item() == 0.0
     else:
         fs = model.network.forward_features(xs, upto="pool")
         ft = model.network.forward_features(xt, upto="pool")
-        assert model.aux_loss.item() == pytest.approx(10 * coral_loss(fs, ft).item(), rel=1e-4)
-    model(xs)  # no target: plain classification, no alignment loss
-    assert model.aux_loss.item() == 0.0
+        assert out.aux_loss.item() == pytest.approx(10 * coral_loss(fs, ft).item(), rel=1e-4)
+    plain = model(xs)  # no target: plain classification, no alignment loss
+    assert plain.aux_loss.item() == 0.0
+    assert torch.equal(plain.logits, model.network(xs))
+    assert model.domain_acc == []
 
 
 def test_pair_loader_batches() -> None:
@@ -235,8 +237,7 @@ def test_mixed_batches_share_batch_norm_statistics_and_separate_ones_do_not() ->
     alone = torch.cat([network.forward_features(x, upto="pool") for x in (xs, xt)])
     for batches, expected in (("mixed", joint), ("separate", alone)):
         model = DomainAdapter(network, "coral", coral_weight=1.0, batches=batches).train()
-        model(xs, xt)
-        assert model.aux_loss.item() == pytest.approx(
+        assert model(xs, xt).aux_loss.item() == pytest.approx(
             coral_loss(expected[:8], expected[8:]).item(), rel=1e-4
         ), batches
     assert not torch.allclose(joint, alone, atol=1e-3)
@@ -278,3 +279,47 @@ def test_gradient_reversal_refuses_weights_that_are_not_finite_and_non_negative(
         grad_reverse(x, bad)  # type: ignore[arg-type]
     with pytest.raises((ValueError, TypeError), match="lambda_="):
         GradientReversal(bad)  # type: ignore[arg-type]
+
+
+def test_domain_accuracy_is_kept_on_the_device_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    torch.manual_seed(0)
+    model = DomainAdapter(SmallCNN(10, widths=WIDTHS), "dann", hidden=8, domain_acc_steps=3)
+    xs, xt = _images(8, seed=4).as_float(), _images(8, seed=5, shift=120).as_float()
+    item = torch.Tensor.item
+
+    def no_sync(self: torch.Tensor):
+        raise AssertionError("forward called .item()")
+
+    monkeypatch.setattr(torch.Tensor, "item", no_sync)
+    outputs = [model(xs[: 4 + i], xt) for i in range(5)]  # 5 batches of different accuracies
+    monkeypatch.setattr(torch.Tensor, "item", item)
+    for out in outputs:
+        assert out.domain_acc is not None and out.domain_acc.ndim == 0
+        assert out.domain_acc.requires_grad is False
+    assert model.domain_acc == [float(out.domain_acc) for out in outputs[-3:]]
+    assert all(0.0 <= a <= 1.0 for a in model.domain_acc)
+    assert model.domain_acc[-50:] == model.domain_acc  # notebooks slice it as a list
+    with pytest.raises(ValueError, match="domain_acc_steps"):
+        DomainAdapter(SmallCNN(10, widths=WIDTHS), "dann", domain_acc_steps=0)
+
+
+def test_adaptation_loss_is_cross_entropy_and_fit_adds_the_alignment_loss() -> None:
+    torch.manual_seed(0)
+    source, target = _images(32, seed=6), _images(32, seed=7, shift=120)
+    model = DomainAdapter(SmallCNN(10, widths=WIDTHS), "coral", coral_weight=1.0)
+    loader = DomainPairLoader(source, target, batch_size=32, seed=0)
+    (inputs, labels), = list(DomainPairLoader(source, target, batch_size=32, seed=0))
+    model.train()
+    with torch.no_grad():
+        out = model(**inputs)
+    loss_fn = adaptation_loss(model)
+    expected = torch.nn.functional.cross_entropy(out.logits, labels) + out.aux_loss
+    assert loss_fn(out.logits, labels).item() == pytest.approx(
+        torch.nn.functional.cross_entropy(out.logits, labels).item()
+    )
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    history = fit(model, loader, optimizer=optimizer, loss_fn=loss_fn, max_steps=1,
+                  progress=False, device="cpu", channels_last=False)
+    assert history.train_loss[0] == pytest.approx(expected.item(), rel=1e-5)
+    with pytest.raises(TypeError, match="DomainAdapter"):
+        adaptation_loss(SmallCNN(10, widths=WIDTHS))

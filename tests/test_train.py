@@ -385,3 +385,75 @@ def test_a_zero_learning_rate_and_probability_targets_stay_allowed() -> None:
     fit(model, [(x, y)], optimizer=_sgd(model, 0.0), progress=False)
     soft = torch.nn.functional.one_hot(y, 3).float()  # class probabilities, shape (B, C)
     fit(model, [(x, soft)], optimizer=_sgd(model), progress=False)
+
+
+def test_without_amp_every_step_goes_through_a_disabled_scaler(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[str] = []
+    scalers: list[torch.amp.GradScaler] = []
+
+    class RecordingScaler(torch.amp.GradScaler):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            scalers.append(self)
+
+        def scale(self, outputs):
+            calls.append("scale")
+            return super().scale(outputs)
+
+        def unscale_(self, optimizer) -> None:
+            calls.append("unscale_")
+            super().unscale_(optimizer)
+
+        def step(self, optimizer, *args, **kwargs):
+            calls.append("step")
+            return super().step(optimizer, *args, **kwargs)
+
+        def update(self, new_scale=None) -> None:
+            calls.append("update")
+            super().update(new_scale)
+
+    monkeypatch.setattr(torch.amp, "GradScaler", RecordingScaler)
+    x, y = blobs()
+    model = mlp()
+    make_fit(model, TinyLoader(x, y, 32), epochs=2, device="cpu", amp=None, grad_clip=1.0)
+    assert len(scalers) == 1 and not scalers[0].is_enabled()
+    assert calls == ["scale", "unscale_", "step", "update"] * 6
+
+    # the disabled scaler changes no number: same weights as the plain loop written out
+    reference = mlp()
+    optimizer = torch.optim.SGD(reference.parameters(), lr=0.05)
+    for _ in range(2):
+        for xb, yb in TinyLoader(x, y, 32):
+            optimizer.zero_grad(set_to_none=True)
+            nn.functional.cross_entropy(reference(xb), yb).backward()
+            nn.utils.clip_grad_norm_(reference.parameters(), 1.0)
+            optimizer.step()
+    want = reference.state_dict()
+    for name, got in model.state_dict().items():
+        assert torch.equal(got, want[name]), name
+
+
+def test_an_aux_loss_in_the_model_output_is_added_to_the_loss() -> None:
+    class Output:
+        def __init__(self, logits: torch.Tensor, aux_loss: torch.Tensor) -> None:
+            self.logits, self.aux_loss = logits, aux_loss
+
+    class WithAuxLoss(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = mlp()
+
+        def forward(self, x: torch.Tensor) -> Output:
+            return Output(self.net(x), torch.tensor(0.25))
+
+    x, y = blobs()
+    model = WithAuxLoss()
+    loader = TinyLoader(x, y, 96)
+    history = make_fit(model, loader, loader, lr=0.0, epochs=1, device="cpu")
+    plain = evaluate(model.net, loader, device="cpu").loss
+    assert history.train_loss[0] == pytest.approx(plain + 0.25)
+    assert history.val_loss[0] == pytest.approx(plain + 0.25)
+    logits, _ = predict(model, loader, device="cpu")
+    assert logits.shape == (96, 3)

@@ -9,9 +9,10 @@ What is here, each in its simplest correct form, with the paper it follows:
   :class:`DANNSchedule` applies both after every optimiser step (pass it to ``fit`` as its
   ``scheduler``).
 * :class:`DomainAdapter` — a classifier whose batches hold a source half and a target half; it
-  returns the source logits and keeps an auxiliary alignment loss (DANN's domain-classifier loss
-  through the reversal layer, or Deep CORAL's covariance distance) in ``aux_loss``, which
-  :func:`adaptation_loss` adds to the cross-entropy. This keeps the course's ``fit`` loop as is.
+  returns an :class:`AdapterOutput`: the source logits and an auxiliary alignment loss (DANN's
+  domain-classifier loss through the reversal layer, or Deep CORAL's covariance distance) in
+  ``aux_loss``, which the course's ``fit`` adds to the cross-entropy of
+  :func:`adaptation_loss`. This keeps the ``fit`` loop as is.
 * :class:`DomainPairLoader` — batches ``({"source": xs, "target": xt}, ys)``.
 * :func:`coral_loss` (Sun & Saenko, 2016), :func:`adabn` (Li et al., 2016: re-estimate batch-norm
   statistics on the target), :func:`proxy_a_distance` (Ben-David et al., 2007/2010:
@@ -22,7 +23,9 @@ from __future__ import annotations
 
 import copy
 import math
+from collections import deque
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -37,6 +40,7 @@ from tlhelpers.models.surgery import eval_mode
 __all__ = [
     "ALIGNMENTS",
     "BATCHES",
+    "AdapterOutput",
     "DANNSchedule",
     "DomainAdapter",
     "DomainPairLoader",
@@ -176,20 +180,42 @@ def coral_loss(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (diff * diff).sum() / (4 * d * d)
 
 
+@dataclass(frozen=True)
+class AdapterOutput:
+    """What :class:`DomainAdapter` returns for one batch.
+
+    Attributes:
+        logits: class scores of the source half, shape (n_source, num_classes).
+        aux_loss: the alignment loss, a scalar; zero without a target half or for
+            ``alignment="none"``. :func:`tlhelpers.train.fit` adds it to the loss.
+        domain_acc: for DANN with a target half, the domain classifier's accuracy on the batch
+            (a scalar tensor in [0, 1], left on the device); else None.
+    """
+
+    logits: torch.Tensor
+    aux_loss: torch.Tensor
+    domain_acc: torch.Tensor | None = None
+
+
 class DomainAdapter(nn.Module):
     """A classifier trained on a source half and aligned on a target half of every batch.
 
-    ``forward(source, target=None)`` returns the class logits of ``source``. With ``target``
-    (training), it also sets ``aux_loss``: for ``alignment="dann"``, the binary cross-entropy of
-    the domain discriminator on the features of both halves, seen through the gradient reversal
-    layer (so the discriminator learns to tell the domains apart while the features learn to
-    make that impossible); for ``"coral"``, ``coral_weight`` × :func:`coral_loss`; for ``"none"``,
-    zero (source-only training through the same code path).
+    ``forward(source, target=None)`` returns an :class:`AdapterOutput`: the class logits of
+    ``source`` and, with ``target`` (training), an ``aux_loss``: for ``alignment="dann"``, the
+    binary cross-entropy of the domain discriminator on the features of both halves, seen
+    through the gradient reversal layer (so the discriminator learns to tell the domains apart
+    while the features learn to make that impossible); for ``"coral"``, ``coral_weight`` ×
+    :func:`coral_loss`; for ``"none"``, zero (source-only training through the same code path).
+    ``fit`` adds ``aux_loss`` to the cross-entropy.
 
     ``batches="mixed"`` (the default, as in the DANN paper) sends both halves through the
     network as one batch, so batch norm normalises them with shared statistics;
     ``batches="separate"`` sends them one after the other, so each domain is normalised with its
     own statistics in training (as AdaBN does at test time).
+
+    ``domain_acc`` lists the DANN discriminator's accuracy on each of the last
+    ``domain_acc_steps`` training batches, oldest first (fractions in [0, 1]). The values stay
+    on the device while training runs and become floats only when ``domain_acc`` is read.
 
     Args:
         network: a classifier with ``forward_features(x, upto=...)`` and a ``head`` (SmallCNN).
@@ -200,6 +226,7 @@ class DomainAdapter(nn.Module):
             MNIST network uses one of 100 units; its SVHN network two of 1,024 (the defaults).
         coral_weight: weight of the CORAL loss.
         batches: "mixed" or "separate" (see above).
+        domain_acc_steps: how many of the latest batches ``domain_acc`` keeps.
     """
 
     def __init__(
@@ -212,6 +239,7 @@ class DomainAdapter(nn.Module):
         layers: int = 2,
         coral_weight: float = 100.0,
         batches: str = "mixed",
+        domain_acc_steps: int = 10_000,
     ) -> None:
         super().__init__()
         if batches not in BATCHES:
@@ -237,43 +265,66 @@ class DomainAdapter(nn.Module):
         self.discriminator = (
             domain_discriminator(dim, hidden, layers) if alignment == "dann" else None
         )
-        self.aux_loss: torch.Tensor = torch.zeros(())
-        self.domain_acc: list[float] = []  # the discriminator's accuracy on each training batch
+        steps = _checks.positive_int("domain_acc_steps", domain_acc_steps, example=10_000)
+        self._domain_acc: deque[torch.Tensor] = deque(maxlen=steps)
 
-    def forward(self, source: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
+    @property
+    def domain_acc(self) -> list[float]:
+        """The discriminator's accuracy on each recent training batch, oldest first."""
+        if not self._domain_acc:
+            return []
+        return torch.stack([acc.cpu() for acc in self._domain_acc]).tolist()
+
+    def forward(self, source: torch.Tensor, target: torch.Tensor | None = None) -> AdapterOutput:
         if target is None or self.alignment == "none":
             logits = self.network.head(self.network.forward_features(source, upto=self.features))
-            self.aux_loss = logits.new_zeros(())
-            return logits
-        if self.batches == "mixed":
-            both = self.network.forward_features(torch.cat([source, target]), upto=self.features)
-            feats_s, feats_t = both[: len(source)], both[len(source) :]
-        else:
-            feats_s = self.network.forward_features(source, upto=self.features)
-            feats_t = self.network.forward_features(target, upto=self.features)
+            return AdapterOutput(logits, logits.new_zeros(()))
+        feats_s, feats_t = self._features(source, target)
         logits = self.network.head(feats_s)
         if self.alignment == "coral":
-            self.aux_loss = self.coral_weight * coral_loss(feats_s, feats_t)
-            return logits
+            return AdapterOutput(logits, self.coral_weight * coral_loss(feats_s, feats_t))
+        aux_loss, domain_acc = self._domain_loss(feats_s, feats_t)
+        self._domain_acc.append(domain_acc)
+        return AdapterOutput(logits, aux_loss, domain_acc)
+
+    def _features(
+        self, source: torch.Tensor, target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features of both halves, through the network together or one after the other."""
+        if self.batches == "separate":
+            return (
+                self.network.forward_features(source, upto=self.features),
+                self.network.forward_features(target, upto=self.features),
+            )
+        both = self.network.forward_features(torch.cat([source, target]), upto=self.features)
+        return both[: len(source)], both[len(source) :]
+
+    def _domain_loss(
+        self, feats_s: torch.Tensor, feats_t: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """DANN: the discriminator's loss through gradient reversal, and its accuracy."""
         assert self.grl is not None and self.discriminator is not None
-        both = torch.cat([feats_s, feats_t])
-        domain_logits = self.discriminator(self.grl(both)).squeeze(1)
+        domain_logits = self.discriminator(self.grl(torch.cat([feats_s, feats_t]))).squeeze(1)
         is_target = torch.cat([feats_s.new_zeros(len(feats_s)), feats_t.new_ones(len(feats_t))])
-        self.aux_loss = F.binary_cross_entropy_with_logits(domain_logits, is_target)
+        loss = F.binary_cross_entropy_with_logits(domain_logits, is_target)
         with torch.no_grad():
-            self.domain_acc.append(((domain_logits > 0).float() == is_target).float().mean().item())
-        return logits
+            accuracy = ((domain_logits > 0).float() == is_target).float().mean()
+        return loss, accuracy
 
 
 def adaptation_loss(
     model: DomainAdapter,
 ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """``fit``'s ``loss_fn`` for a :class:`DomainAdapter`: cross-entropy + ``model.aux_loss``."""
+    """``fit``'s ``loss_fn`` for a :class:`DomainAdapter`: the cross-entropy of the source logits.
 
-    def loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits, targets) + model.aux_loss
-
-    return loss
+    The alignment loss travels in the model's output (:attr:`AdapterOutput.aux_loss`), and
+    ``fit`` adds it, so the loss trained is cross-entropy + ``aux_loss``.
+    """
+    if not isinstance(model, DomainAdapter):
+        raise TypeError(
+            f"adaptation_loss needs the DomainAdapter being trained; got {type(model).__name__}."
+        )
+    return F.cross_entropy
 
 
 class DomainPairLoader:

@@ -11,7 +11,9 @@ clipping (Pascanu et al., 2013).
 
 Loaders are anything with ``len()`` that yields ``(inputs, targets)`` batches: ``inputs`` is a
 tensor (passed as ``model(inputs)``) or a dict of tensors (passed as ``model(**inputs)``, as text
-models expect). A model may return logits or an object with a ``.logits`` attribute.
+models expect). A model may return logits or an object with a ``.logits`` attribute and,
+optionally, an ``.aux_loss`` scalar that is added to the loss (as
+:class:`tlhelpers.adapt.DomainAdapter`'s output carries its alignment loss).
 """
 
 from __future__ import annotations
@@ -207,9 +209,20 @@ def _move(x: Inputs, device: torch.device, channels_last: bool) -> Inputs:
     )
 
 
-def _forward(model: nn.Module, x: Inputs) -> torch.Tensor:
+def _forward(model: nn.Module, x: Inputs) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The model's logits and, if its output carries one, its ``aux_loss`` (else None)."""
     out = model(**x) if isinstance(x, Mapping) else model(x)
-    return out if isinstance(out, torch.Tensor) else out.logits  # (B, num_classes)
+    if isinstance(out, torch.Tensor):
+        return out, None  # (B, num_classes)
+    return out.logits, getattr(out, "aux_loss", None)
+
+
+def _loss(
+    loss_fn: Callable, logits: torch.Tensor, targets: torch.Tensor, aux_loss: torch.Tensor | None
+) -> torch.Tensor:
+    """``loss_fn(logits, targets)``, plus the model's auxiliary loss when it has one."""
+    loss = loss_fn(logits, targets)
+    return loss if aux_loss is None else loss + aux_loss
 
 
 def _correct(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor | None:
@@ -315,10 +328,10 @@ def _run_eval(
         for batch in loader:
             x, y_in = _split(batch)
             x, y = _move(x, device, channels_last), y_in.to(device, non_blocking=True)
-            logits = _forward(model, x)
+            logits, aux_loss = _forward(model, x)
             if loss_fn is None:
                 _check_class_targets(logits, y_in)
-            running.add((loss_fn or F.cross_entropy)(logits, y), logits, y)
+            running.add(_loss(loss_fn or F.cross_entropy, logits, y, aux_loss), logits, y)
     if running.n == 0:
         raise _no_batches(argument, len(loader))  # type: ignore[arg-type]
     return running
@@ -378,7 +391,7 @@ def predict(
     ):
         for batch in loader:
             x, y = _split(batch)
-            logits.append(_forward(model, _move(x, dev, channels_last)).float().cpu())
+            logits.append(_forward(model, _move(x, dev, channels_last))[0].float().cpu())
             targets.append(y.cpu())
     return torch.cat(logits), torch.cat(targets)  # (N, num_classes), (N,)
 
@@ -417,7 +430,8 @@ def fit(
         epochs: passes over ``train_loader``. Default: 1, or as many as ``max_steps`` needs.
         max_steps: total optimiser steps; training stops when reached, mid-epoch if need be
             (the partial epoch is recorded). With ``epochs`` too, whichever ends first wins.
-        loss_fn: mean-reduced loss ``loss_fn(logits, targets)``; default cross-entropy.
+        loss_fn: mean-reduced loss ``loss_fn(logits, targets)``; default cross-entropy. An
+            ``aux_loss`` in the model's output is added to it.
         scheduler: learning-rate scheduler, stepped after every optimiser step (not every
             epoch): size schedules in steps, e.g. ``OneCycleLR(..., total_steps=...)``.
         device: "auto", "cpu", "cuda" or "mps".
@@ -435,6 +449,110 @@ def fit(
     Returns:
         A :class:`History`.
     """
+    epochs, max_steps, grad_clip = _check_fit_arguments(
+        optimizer, epochs, max_steps, grad_clip, scheduler
+    )
+    steps_per_epoch = _check_loaders(train_loader, val_loader, early_stopping)
+    dev = pick_device(device)
+    if dev.type == "cpu":
+        tune_cpu_allocator()  # speed only: reuse large freed buffers (see its docstring)
+    precision = _precision(dev, amp)
+    model.to(dev)
+    if early_stopping is not None:
+        early_stopping.reset()
+    if epochs is None:
+        epochs = 1 if max_steps is None else math.ceil(max_steps / steps_per_epoch)
+    total = epochs * steps_per_epoch
+    if max_steps is not None:
+        total = min(max_steps, total)
+    with (
+        _memory_format(model, channels_last and dev.type in _CHANNELS_LAST_DEVICES) as use_cl,
+        tqdm(total=total, desc=desc, unit="step", disable=not progress, dynamic_ncols=True) as bar,
+    ):
+        run = _Run(
+            model=model,
+            optimizer=optimizer,
+            loss_fn=loss_fn or nn.CrossEntropyLoss(),
+            default_loss=loss_fn is None,
+            scheduler=scheduler,
+            grad_clip=grad_clip,
+            precision=precision,
+            device=dev,
+            channels_last=use_cl,
+            epochs=epochs,
+            max_steps=max_steps,
+            history=History(),
+            bar=bar,
+            progress=progress,
+        )
+        for epoch in range(epochs):
+            if _run_epoch(run, epoch, train_loader, val_loader, early_stopping, train_mode_hook):
+                break
+    _finish(run.history, model, early_stopping)
+    return run.history
+
+
+@dataclass
+class _Run:
+    """What every step and epoch of one :func:`fit` call shares."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    default_loss: bool  # cross-entropy chosen by fit: check targets, validate with it too
+    scheduler: Any
+    grad_clip: float | None
+    precision: _Precision
+    device: torch.device
+    channels_last: bool
+    epochs: int
+    max_steps: int | None
+    history: History
+    bar: Any  # the tqdm progress bar
+    progress: bool
+
+    def out_of_steps(self) -> bool:
+        """Whether ``max_steps`` optimiser steps have been taken."""
+        return self.max_steps is not None and self.history.steps >= self.max_steps
+
+
+@dataclass(frozen=True)
+class _Precision:
+    """Mixed precision: an autocast dtype (None: full precision) and an always-present scaler.
+
+    The :class:`torch.amp.GradScaler` is enabled only for float16; disabled, its ``scale``,
+    ``unscale_``, ``step`` and ``update`` are plain pass-throughs, so one code path serves all.
+    """
+
+    dtype: torch.dtype | None
+    scaler: torch.amp.GradScaler
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The forward pass's autocast context (a null context in full precision)."""
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast("cuda", dtype=self.dtype)
+
+
+def _precision(dev: torch.device, amp: bool | None) -> _Precision:
+    """Mixed precision for ``fit(amp=...)`` on ``dev``: bfloat16, else float16 with scaling."""
+    if amp is None:
+        amp = dev.type == "cuda"
+    elif amp and dev.type != "cuda":
+        raise ValueError(
+            f"amp=True needs a CUDA device, but training runs on {dev.type!r}; use amp=None "
+            "(mixed precision on CUDA only) or amp=False."
+        )
+    if not amp:
+        return _Precision(None, torch.amp.GradScaler(dev.type, enabled=False))
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return _Precision(dtype, torch.amp.GradScaler("cuda", enabled=dtype == torch.float16))
+
+
+def _check_fit_arguments(
+    optimizer: Any, epochs: Any, max_steps: Any, grad_clip: Any, scheduler: Any
+) -> tuple[int | None, int | None, float | None]:
+    """``fit``'s optimiser, scheduler and numbers, checked; returns epochs, max_steps, grad_clip."""
     if optimizer is None or not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(
             f"optimizer={optimizer!r} must be a torch optimizer built on the model's parameters, "
@@ -449,6 +567,13 @@ def fit(
     _check_learning_rates(optimizer)
     if scheduler is not None and not callable(getattr(scheduler, "step", None)):
         raise TypeError(f"scheduler={scheduler!r} has no step() method; pass a torch LR scheduler.")
+    return epochs, max_steps, grad_clip
+
+
+def _check_loaders(
+    train_loader: Iterable, val_loader: Iterable | None, early_stopping: EarlyStopping | None
+) -> int:
+    """Both loaders non-empty, a validation set for early stopping; returns steps per epoch."""
     steps_per_epoch = _check_loader("train_loader", train_loader)
     if val_loader is not None:
         _check_loader("val_loader", val_loader)
@@ -457,111 +582,103 @@ def fit(
             f"early_stopping={early_stopping!r} needs a validation set to watch, but "
             "val_loader=None; pass val_loader=... or drop early_stopping."
         )
-    dev = pick_device(device)
-    if dev.type == "cpu":
-        tune_cpu_allocator()  # speed only: reuse large freed buffers (see its docstring)
-    if amp is None:
-        amp = dev.type == "cuda"
-    elif amp and dev.type != "cuda":
-        raise ValueError(
-            f"amp=True needs a CUDA device, but training runs on {dev.type!r}; use amp=None "
-            "(mixed precision on CUDA only) or amp=False."
-        )
-    amp_dtype = torch.bfloat16 if amp and torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda") if amp and amp_dtype == torch.float16 else None
-    default_loss = loss_fn is None
-    loss_fn = loss_fn or nn.CrossEntropyLoss()
-    model.to(dev)
-    if early_stopping is not None:
-        early_stopping.reset()
+    return steps_per_epoch
 
-    if epochs is None:
-        epochs = 1 if max_steps is None else math.ceil(max_steps / steps_per_epoch)
-    total = (
-        epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
-    )
-    history = History()
-    with (
-        _memory_format(model, channels_last and dev.type in _CHANNELS_LAST_DEVICES) as use_cl,
-        tqdm(total=total, desc=desc, unit="step", disable=not progress, dynamic_ncols=True) as bar,
-    ):
-        for epoch in range(epochs):
-            start = time.perf_counter()
-            model.train()
-            if train_mode_hook is not None:
-                train_mode_hook(model)
-            running, lr, last_shown = _Running(), math.nan, start
-            for batch in train_loader:
-                x, y_in = _split(batch)
-                x, y = _move(x, dev, use_cl), y_in.to(dev, non_blocking=True)
-                optimizer.zero_grad(set_to_none=True)
-                with torch.autocast("cuda", dtype=amp_dtype) if amp else contextlib.nullcontext():
-                    logits = _forward(model, x)  # (B, num_classes)
-                    if default_loss:
-                        _check_class_targets(logits, y_in)
-                    loss = loss_fn(logits, y)
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                    scaler.unscale_(optimizer)
-                else:
-                    loss.backward()
-                if grad_clip is not None:
-                    nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-                lr = optimizer.param_groups[0]["lr"]
-                if scaler is not None:
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    optimizer.step()
-                if scheduler is not None:
-                    scheduler.step()
-                history.steps += 1
-                running.add(loss, logits, y)
-                bar.update()
-                if progress and time.perf_counter() - last_shown > 0.5:
-                    last_shown = time.perf_counter()
-                    _check_finite(running, history.steps, epoch)
-                    bar.set_postfix_str(
-                        f"epoch {epoch + 1}/{epochs} loss {running.mean_loss():.4f} "
-                        f"acc {running.accuracy():.3f}",
-                        refresh=False,
-                    )
-                if max_steps is not None and history.steps >= max_steps:
-                    break
-            if running.n == 0:
-                raise _no_batches("train_loader", steps_per_epoch, epoch)
-            _check_finite(running, history.steps, epoch)
-            history.train_loss.append(running.mean_loss())
-            history.train_acc.append(running.accuracy())
-            history.lr.append(lr)
-            stop = False
-            if val_loader is not None:
-                val_loss_fn = None if default_loss else loss_fn
-                val = _run_eval(model, val_loader, dev, val_loss_fn, use_cl, "val_loader")
-                history.val_loss.append(val.mean_loss())
-                history.val_acc.append(val.accuracy())
-                if early_stopping is not None:
-                    watched = (
-                        history.val_loss
-                        if early_stopping.monitor == "val_loss"
-                        else history.val_acc
-                    )
-                    stop = early_stopping.step(watched[-1], model, epoch)
-            history.seconds.append(time.perf_counter() - start)
-            bar.set_postfix_str(_epoch_line(history, epoch, epochs), refresh=True)
-            if stop:
-                history.stopped_early = True
-                break
-            if max_steps is not None and history.steps >= max_steps:
-                break
 
+def _train_step(run: _Run, batch: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    """One optimiser step on one batch; returns loss, logits, targets and the step's lr."""
+    x, y_in = _split(batch)
+    x, y = _move(x, run.device, run.channels_last), y_in.to(run.device, non_blocking=True)
+    scaler = run.precision.scaler
+    run.optimizer.zero_grad(set_to_none=True)
+    with run.precision.autocast():
+        logits, aux_loss = _forward(run.model, x)  # (B, num_classes)
+        if run.default_loss:
+            _check_class_targets(logits, y_in)
+        loss = _loss(run.loss_fn, logits, y, aux_loss)
+    scaler.scale(loss).backward()
+    scaler.unscale_(run.optimizer)  # true gradients for clipping (a no-op when disabled)
+    if run.grad_clip is not None:
+        nn.utils.clip_grad_norm_(run.model.parameters(), run.grad_clip)
+    lr = run.optimizer.param_groups[0]["lr"]
+    scaler.step(run.optimizer)
+    scaler.update()
+    if run.scheduler is not None:
+        run.scheduler.step()
+    return loss, logits, y, lr
+
+
+def _train_epoch(run: _Run, loader: Iterable, epoch: int) -> tuple[_Running, float]:
+    """One pass over ``loader`` (shorter at ``max_steps``); returns the sums and the last lr."""
+    running, lr, last_shown = _Running(), math.nan, time.perf_counter()
+    for batch in loader:
+        loss, logits, y, lr = _train_step(run, batch)
+        run.history.steps += 1
+        running.add(loss, logits, y)
+        run.bar.update()
+        if run.progress and time.perf_counter() - last_shown > 0.5:
+            last_shown = time.perf_counter()
+            _check_finite(running, run.history.steps, epoch)
+            run.bar.set_postfix_str(
+                f"epoch {epoch + 1}/{run.epochs} loss {running.mean_loss():.4f} "
+                f"acc {running.accuracy():.3f}",
+                refresh=False,
+            )
+        if run.out_of_steps():
+            break
+    if running.n == 0:
+        raise _no_batches("train_loader", len(loader), epoch)  # type: ignore[arg-type]
+    _check_finite(running, run.history.steps, epoch)
+    return running, lr
+
+
+def _validate(
+    run: _Run, loader: Iterable, early_stopping: EarlyStopping | None, epoch: int
+) -> bool:
+    """Evaluate on ``loader``, record it; return whether early stopping says stop."""
+    loss_fn = None if run.default_loss else run.loss_fn
+    val = _run_eval(run.model, loader, run.device, loss_fn, run.channels_last, "val_loader")
+    run.history.val_loss.append(val.mean_loss())
+    run.history.val_acc.append(val.accuracy())
+    if early_stopping is None:
+        return False
+    watched = run.history.val_loss if early_stopping.monitor == "val_loss" else run.history.val_acc
+    return early_stopping.step(watched[-1], run.model, epoch)
+
+
+def _run_epoch(
+    run: _Run,
+    epoch: int,
+    train_loader: Iterable,
+    val_loader: Iterable | None,
+    early_stopping: EarlyStopping | None,
+    train_mode_hook: Callable[[nn.Module], Any] | None,
+) -> bool:
+    """Train one epoch, validate, record it in the history; return whether to stop."""
+    start = time.perf_counter()
+    run.model.train()
+    if train_mode_hook is not None:
+        train_mode_hook(run.model)
+    running, lr = _train_epoch(run, train_loader, epoch)
+    history = run.history
+    history.train_loss.append(running.mean_loss())
+    history.train_acc.append(running.accuracy())
+    history.lr.append(lr)
+    stop = val_loader is not None and _validate(run, val_loader, early_stopping, epoch)
+    history.seconds.append(time.perf_counter() - start)
+    run.bar.set_postfix_str(_epoch_line(history, epoch, run.epochs), refresh=True)
+    history.stopped_early = stop  # stays False until the epoch that stops
+    return stop or run.out_of_steps()
+
+
+def _finish(history: History, model: nn.Module, early_stopping: EarlyStopping | None) -> None:
+    """Set the best epoch and, if asked, load the best weights back."""
     if early_stopping is not None:
         history.best_epoch = early_stopping.best_epoch
         if early_stopping.restore_best:
             early_stopping.restore(model)
     elif history.val_loss:
         history.best_epoch = min(range(len(history.val_loss)), key=history.val_loss.__getitem__)
-    return history
 
 
 def _check_learning_rates(optimizer: torch.optim.Optimizer) -> None:
