@@ -35,7 +35,7 @@ from torch import nn
 
 from tlhelpers import _checks
 from tlhelpers.data.imageset import ImageSet, to_float
-from tlhelpers.models.surgery import eval_mode
+from tlhelpers.models.surgery import check_input_channels, eval_mode
 
 __all__ = [
     "ALIGNMENTS",
@@ -430,13 +430,7 @@ def _check_adabn_images(model: nn.Module, images: torch.Tensor | ImageSet) -> to
         raise ValueError("images is empty; pass the unlabelled target images.")
     if data.is_floating_point() and not torch.isfinite(data).all():
         raise ValueError("images hold NaN or infinite values; pass finite target images.")
-    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
-    if first is not None and data.shape[1] != first.in_channels:
-        raise ValueError(
-            f"images have {data.shape[1]} channels but {type(model).__name__} expects "
-            f"{first.in_channels} (its first convolution); pass images of shape "
-            f"(N, {first.in_channels}, H, W), e.g. grey images repeated: x.repeat(1, 3, 1, 1)."
-        )
+    check_input_channels(model, data, "images")
     return data
 
 

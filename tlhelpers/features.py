@@ -27,7 +27,7 @@ from torch import nn
 from tlhelpers import _checks
 from tlhelpers.cache import cache_argument_fix, finite_rows, load_or_compute, spec_path
 from tlhelpers.data.imageset import ImageSet, to_float
-from tlhelpers.models.surgery import eval_mode
+from tlhelpers.models.surgery import check_input_channels, eval_mode
 from tlhelpers.settings import pick_device
 
 __all__ = [
@@ -108,13 +108,7 @@ def _check_images_fit(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
             f"data holds no images (shape {tuple(images.shape)}); pass at least one image, e.g. "
             "target.pool."
         )
-    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
-    if first is not None and images.shape[1] != first.in_channels:
-        raise ValueError(
-            f"data has {images.shape[1]} channel(s) per image but {type(model).__name__} takes "
-            f"{first.in_channels} (its first convolution); pass images of shape "
-            f"(N, {first.in_channels}, H, W), e.g. grey ones repeated: x.repeat(1, 3, 1, 1)."
-        )
+    check_input_channels(model, images, "data")
     return images
 
 

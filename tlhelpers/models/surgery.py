@@ -33,11 +33,13 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import torch
 from torch import nn
 
 __all__ = [
     "ParameterSummary",
     "StageParams",
+    "check_input_channels",
     "discriminative_lrs",
     "eval_mode",
     "freeze",
@@ -384,3 +386,15 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     finally:
         for module, training in modes:
             module.training = training
+
+
+def check_input_channels(model: nn.Module, images: torch.Tensor, name: str = "images") -> None:
+    """Raise a ValueError when ``images`` (N, C, H, W) have a channel count other than the one
+    the model's first convolution takes; models without a convolution accept anything."""
+    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    if first is not None and images.shape[1] != first.in_channels:
+        raise ValueError(
+            f"{name} have {images.shape[1]} channel(s) per image but {type(model).__name__} "
+            f"takes {first.in_channels} (its first convolution); pass images of shape "
+            f"(N, {first.in_channels}, H, W), e.g. grey ones repeated: x.repeat(1, 3, 1, 1)."
+        )
