@@ -43,21 +43,25 @@ class ClaimRecord:
     # slack as a share of the size of the numbers compared (claims in points and in ratios
     # can then be ranked together)
     relative_slack: float | None
+    # failed, yet the run went on to log more claims: the notebook caught the ClaimError on
+    # purpose (a demonstration of a failing claim), so it is not a result that failed
+    caught: bool = False
 
 
 def read_log(path: Path, notebook: str, seed: int) -> list[ClaimRecord]:
     """The claims one run logged (one JSON object a line), in the order they ran."""
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     records = []
-    for order, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
-        if not line.strip():
-            continue
+    for order, line in enumerate(lines):
         data = json.loads(line)
         slack = data.get("slack")
+        passed = bool(data["passed"])
         records.append(
             ClaimRecord(
                 notebook=notebook, seed=seed, order=order, statement=data["statement"],
-                passed=bool(data["passed"]), slack=slack, details=data.get("details", ""),
+                passed=passed, slack=slack, details=data.get("details", ""),
                 unit=data.get("unit", ""), relative_slack=_relative(slack, data),
+                caught=not passed and order < len(lines) - 1,
             )
         )
     return records
@@ -117,8 +121,8 @@ def summarise(records: Sequence[ClaimRecord], errors: dict[str, str]) -> dict[st
              "order": r.order},
         )
         entry["seeds"][str(r.seed)] = {
-            "passed": r.passed, "slack": r.slack, "relative_slack": r.relative_slack,
-            "details": r.details,
+            "passed": r.passed, "caught": r.caught, "slack": r.slack,
+            "relative_slack": None if r.caught else r.relative_slack, "details": r.details,
         }
     for entry in claims.values():
         runs = entry["seeds"].values()
@@ -126,7 +130,9 @@ def summarise(records: Sequence[ClaimRecord], errors: dict[str, str]) -> dict[st
         worst = min(numeric, key=lambda s: s["relative_slack"], default=None)
         entry["worst_relative_slack"] = None if worst is None else worst["relative_slack"]
         entry["worst_slack"] = None if worst is None else worst["slack"]
-        entry["failed_seeds"] = sorted(k for k, s in entry["seeds"].items() if not s["passed"])
+        entry["failed_seeds"] = sorted(
+            k for k, s in entry["seeds"].items() if not s["passed"] and not s["caught"]
+        )
     ordered = sorted(claims.values(), key=lambda e: (e["notebook"], e["order"]))
     seeds = sorted({r.seed for r in records})
     return {"seeds": seeds, "claims": ordered, "run_errors": errors}
@@ -153,7 +159,8 @@ def render_markdown(summary: dict[str, Any], smallest: int = 10) -> str:
         "",
         "Slack: how far a claim was from failing, in its unit; relative: as a share of the "
         "size of the numbers it compared. A run stops at its first failing claim, so later "
-        "claims of that run are absent.",
+        "claims of that run are absent; a failed claim the notebook caught on purpose (the run "
+        "went on) is marked *caught* and counts as no failure.",
         "",
     ]
     if summary["run_errors"]:
@@ -180,7 +187,7 @@ def render_markdown(summary: dict[str, Any], smallest: int = 10) -> str:
             if run is None:
                 cells.append("not run")
                 continue
-            mark = "✗ " if not run["passed"] else ""
+            mark = "caught " if run["caught"] else "✗ " if not run["passed"] else ""
             flag = " ⚑" if (run["slack"] is not None and run["slack"] == c["worst_slack"]
                             and len(seeds) > 1) else ""
             cells.append(f"{mark}{_fmt(run['slack'])}{flag}")
