@@ -30,7 +30,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from tlhelpers.files import atomic_write
-from tlhelpers.settings import check_writable, figures_dir
+from tlhelpers.settings import check_writable, figures_dir, make_folder
 
 __all__ = [
     "COURSE_RC",
@@ -144,14 +144,7 @@ def _figure_folder(directory: str | os.PathLike[str] | None) -> Path:
         folder, variable = figures_dir(), "TL_FIGURES_DIR"
     else:
         folder, variable = Path(directory), None
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise OSError(
-                error.errno,
-                f"directory={str(directory)!r} cannot be created or is not a folder "
-                f"({error.strerror}); pass a folder you can write to",
-            ) from error
+        make_folder(folder, f"directory={str(directory)!r}", "pass a folder you can write to")
     check_writable(folder, variable)
     return folder
 

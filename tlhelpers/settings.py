@@ -36,6 +36,7 @@ __all__ = [
     "figures_dir",
     "full_profile_warning",
     "get_profile",
+    "make_folder",
     "pick_device",
     "profile_summary",
     "repo_root",
@@ -267,19 +268,26 @@ def data_dir() -> Path:
     return _dir_from_env("TL_DATA_DIR", repo_root() / "data")
 
 
-def _made_dir(variable: str, default: Path) -> Path:
-    """The folder ``variable`` names (or ``default``), created; an OSError names the variable."""
-    path = _dir_from_env(variable, default)
+def make_folder(path: Path, described: str, fix: str) -> Path:
+    """Create ``path`` (and its parents); an OSError says what ``described`` is and the ``fix``."""
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise OSError(
             error.errno,
-            f"{variable}: the folder {path} cannot be created or is not a folder "
-            f"({error.strerror}); set {variable} to a folder you can write to, or unset it to "
-            f"use {default}",
+            f"{described} cannot be created or is not a folder ({error.strerror}); {fix}",
         ) from error
     return path
+
+
+def _made_dir(variable: str, default: Path) -> Path:
+    """The folder ``variable`` names (or ``default``), created; an OSError names the variable."""
+    path = _dir_from_env(variable, default)
+    return make_folder(
+        path,
+        f"{variable}: the folder {path}",
+        f"set {variable} to a folder you can write to, or unset it to use {default}",
+    )
 
 
 def check_writable(folder: Path, variable: str | None = None) -> None:
