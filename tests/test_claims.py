@@ -12,13 +12,13 @@ import torch
 from tlhelpers.claims import (
     Claim,
     ClaimError,
+    _format_number,
     claim_at_least,
     claim_at_most,
     claim_between,
     claim_close,
     claim_greater,
     claim_true,
-    format_number,
 )
 
 NAN = float("nan")
@@ -201,7 +201,7 @@ def test_true(capsys: pytest.CaptureFixture[str]) -> None:
     ],
 )
 def test_format_number(value: float, text: str) -> None:
-    assert format_number(value) == text
+    assert _format_number(value) == text
 
 
 def test_claim_error_survives_pickling() -> None:

@@ -21,7 +21,6 @@ from tlhelpers.data import (
     ImageSet,
     TensorLoader,
     font_chars,
-    font_path,
     fonts_with,
     list_fonts,
     render_glyphs,
@@ -29,7 +28,7 @@ from tlhelpers.data import (
     texture_patterns,
     to_float,
 )
-from tlhelpers.data.fonts import glyph_mask
+from tlhelpers.data.fonts import _font_path, glyph_mask
 
 
 def _imageset(n: int = 10, num_classes: int = 3) -> ImageSet:
@@ -186,12 +185,12 @@ def test_font_split_is_fixed_and_disjoint():
     assert len(TRAIN_FONTS) == 14 and len(HELDOUT_FONTS) == 8
     assert not set(TRAIN_FONTS) & set(HELDOUT_FONTS)
     assert list_fonts() == TRAIN_FONTS + HELDOUT_FONTS
-    assert all(font_path(f).is_file() for f in list_fonts())
+    assert all(_font_path(f).is_file() for f in list_fonts())
 
 
-def test_font_path_error_lists_valid_names():
+def test_unknown_font_error_lists_valid_names():
     with pytest.raises(ValueError, match=r"'Comic'.*DejaVuSans"):
-        font_path("Comic")
+        font_chars("Comic")
 
 
 def test_greek_is_in_six_heldout_fonts():

@@ -26,7 +26,6 @@ from tlhelpers.data import (
     letters,
     novel_target,
     rotation_task,
-    source_world,
     textures,
 )
 from tlhelpers.settings import QUICK
@@ -65,7 +64,7 @@ def test_textures_shapes_and_balance():
     data = textures("train", TINY)
     assert data.images.shape == (60, 3, 32, 32) and data.classes == TEXTURE_CLASSES
     assert torch.bincount(data.labels, minlength=12).tolist() == [5] * 12
-    assert source_world("textures", "val", TINY).name == "textures/val"
+    assert textures("val", TINY).name == "textures/val"
 
 
 def test_same_seed_same_world_and_other_seed_differs(tmp_path, monkeypatch):
@@ -242,7 +241,6 @@ def _rows_list(data: ImageSet) -> list[bytes]:
     [
         (lambda: letters("test", TINY), "'test'"),
         (lambda: textures("training", TINY), "'training'"),
-        (lambda: source_world("faces", "train", TINY), "'faces'"),
         (lambda: novel_target("kanji", TINY), "'kanji'"),
         (lambda: letters("train", "medium"), "'medium'"),
         (lambda: letters("train", TINY, seed=-1), "seed=-1"),

@@ -8,7 +8,6 @@ import torch
 from torch import nn
 
 from tlhelpers.features import (
-    data_fingerprint,
     extract_features,
     feature_cache_path,
     feature_layers,
@@ -85,7 +84,6 @@ def test_key_depends_on_data_layer_and_pool(net: SmallCNN, images: torch.Tensor,
     base = feature_cache_path(net, images, "stage3", directory=tmp_path)
     changed = images.clone()
     changed[0, 0, 0, 0] ^= 1
-    assert data_fingerprint(changed) != data_fingerprint(images)
     assert feature_cache_path(net, changed, "stage3", directory=tmp_path) != base
     assert feature_cache_path(net, images, "stage2", directory=tmp_path) != base
     assert feature_cache_path(net, images, "stage3", pool=1, directory=tmp_path) != base

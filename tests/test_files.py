@@ -61,6 +61,6 @@ def test_the_next_write_removes_temporaries_of_dead_writers_only(tmp_path: Path)
 
 
 def test_removing_temporaries_of_a_missing_folder_is_a_no_op(tmp_path: Path) -> None:
-    from tlhelpers.files import remove_stale_temporaries
+    from tlhelpers.files import _remove_stale_temporaries
 
-    assert remove_stale_temporaries(tmp_path / "nowhere") == []
+    assert _remove_stale_temporaries(tmp_path / "nowhere") == []

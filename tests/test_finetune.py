@@ -10,20 +10,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import tlhelpers.finetune as finetune_module
 from tlhelpers.data import TensorLoader
 from tlhelpers.finetune import (
     L2SP,
     TRANSFERABLE_STAGES,
-    GradualUnfreezing,
     discriminative_groups,
-    finetune,
     head_lr_groups,
-    lp_ft,
     transfer_stages,
 )
-from tlhelpers.models import SmallCNN, set_bn_eval
-from tlhelpers.train import History, fit
+from tlhelpers.models import SmallCNN
+from tlhelpers.train import fit
 
 WIDTHS = (4, 4, 8, 8)
 FIT = {"progress": False, "device": "cpu"}
@@ -37,8 +33,6 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
 
 
 def tiny(num_classes: int = 5, seed: int = 0) -> SmallCNN:
@@ -64,17 +58,6 @@ def stage_state(state: dict[str, torch.Tensor], stage: str) -> dict[str, torch.T
 
 def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-
-
-def trainable(model: SmallCNN) -> set[str]:
-    """Stages whose parameters all train; fails if a stage is half frozen."""
-    result = set()
-    for stage in SmallCNN.STAGES:
-        flags = {p.requires_grad for p in getattr(model, stage).parameters()}
-        assert len(flags) == 1, f"{stage} is partly frozen"
-        if flags == {True}:
-            result.add(stage)
-    return result
 
 
 def pretrained_model() -> SmallCNN:
@@ -183,78 +166,6 @@ def test_discriminative_groups_divide_by_2_6_per_stage() -> None:
     assert groups[0]["lr"] == pytest.approx(1e-3 / 2.6**4, rel=1e-12)
     custom = discriminative_groups(tiny(), 1.0, factor=2.0)
     assert [g["lr"] for g in custom] == [1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0]
-
-
-# ---------------------------------------------------------------- gradual unfreezing
-
-EXPECTED_TRAINABLE = {
-    0: {"head"},
-    1: {"stage3", "head"},
-    2: {"stage2", "stage3", "head"},
-    3: {"stage1", "stage2", "stage3", "head"},
-    4: set(SmallCNN.STAGES),
-    5: set(SmallCNN.STAGES),
-}
-EXPECTED_NEW = {0: [], 1: ["stage3"], 2: ["stage2"], 3: ["stage1"], 4: ["stem"], 5: []}
-
-
-def test_gradual_unfreezing_schedule() -> None:
-    model = tiny()
-    schedule = GradualUnfreezing(model)
-    assert schedule.stages == SmallCNN.STAGES
-    assert trainable(model) == {"head"}  # construction freezes all but the head
-    for epoch in range(6):
-        predicted = schedule.trainable_stages(epoch)
-        assert trainable(model) == EXPECTED_TRAINABLE[max(epoch - 1, 0)]  # pure: nothing changed
-        assert schedule.on_epoch(epoch) == EXPECTED_NEW[epoch]
-        assert trainable(model) == EXPECTED_TRAINABLE[epoch] == set(predicted)
-        assert list(predicted) == [s for s in SmallCNN.STAGES if s in predicted]  # in order
-        assert schedule.on_epoch(epoch) == []  # idempotent
-        assert trainable(model) == EXPECTED_TRAINABLE[epoch]
-
-
-def test_gradual_unfreezing_jumps_back_and_custom_stages() -> None:
-    model = tiny()
-    schedule = GradualUnfreezing(model)
-    assert schedule.on_epoch(3) == ["stage1", "stage2", "stage3"]
-    assert schedule.on_epoch(1) == []
-    assert trainable(model) == {"stage3", "head"}  # going back freezes again
-    partial = GradualUnfreezing(model, stages=["stage2", "stage3", "head"])
-    for epoch in range(5):
-        partial.on_epoch(epoch)
-        assert trainable(model) == EXPECTED_TRAINABLE[min(epoch, 2)]  # stem, stage1 stay frozen
-
-
-@pytest.mark.parametrize("epoch", [-1, 1.5, True])
-def test_gradual_unfreezing_rejects_bad_epoch(epoch: object) -> None:
-    schedule = GradualUnfreezing(tiny())
-    with pytest.raises(ValueError, match=r"epoch=.* must be an integer >= 0"):
-        schedule.on_epoch(epoch)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=r"epoch=.* must be an integer >= 0"):
-        schedule.trainable_stages(epoch)  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize("stages", [[], ["stage3", "nope"], ["head", "head"]])
-def test_gradual_unfreezing_rejects_bad_stages(stages: list[str]) -> None:
-    with pytest.raises(ValueError, match="Valid choices: stem, stage1, stage2, stage3, head"):
-        GradualUnfreezing(tiny(), stages=stages)
-
-
-def test_gradual_unfreezing_with_one_optimizer_keeps_frozen_stages_fixed() -> None:
-    model = tiny()
-    data = loader()
-    groups = discriminative_groups(model, 1e-2)  # built while every stage trains
-    schedule = GradualUnfreezing(model)
-    # weight decay would move frozen weights if the optimizer touched them
-    optimizer = torch.optim.AdamW(groups, weight_decay=0.5)
-    for epoch in range(3):
-        schedule.on_epoch(epoch)
-        before = snapshot(model)
-        fit(model, data, optimizer=optimizer, epochs=1, train_mode_hook=set_bn_eval, **FIT)
-        after = snapshot(model)
-        for stage in SmallCNN.STAGES:
-            unchanged = same(stage_state(after, stage), stage_state(before, stage))
-            assert unchanged == (stage not in EXPECTED_TRAINABLE[epoch]), (epoch, stage)
 
 
 # ---------------------------------------------------------------- L2-SP
@@ -373,97 +284,3 @@ def test_l2sp_rejects_bad_arguments(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         L2SP(tiny(), **kwargs)
 
-
-# ---------------------------------------------------------------- LP-FT and finetune
-
-
-def test_lp_ft_probe_keeps_the_backbone_then_finetuning_changes_it(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    states: list[dict[str, torch.Tensor]] = []
-    real_fit = finetune_module.fit
-
-    def recording_fit(model, *args, **kwargs) -> History:
-        history = real_fit(model, *args, **kwargs)
-        states.append(snapshot(model))
-        return history
-
-    monkeypatch.setattr(finetune_module, "fit", recording_fit)
-    model = tiny()
-    start = snapshot(model)
-    # 3 probe steps with 2 batches per epoch: the batch-norm hook must hold in the second epoch
-    probe, tuned = lp_ft(
-        model,
-        loader(),
-        loader(n=8, seed=2),
-        probe_steps=3,
-        finetune_steps=2,
-        probe_lr=1e-2,
-        finetune_lr=1e-3,
-        weight_decay=0.1,
-        **FIT,
-    )
-    assert len(states) == 2
-    after_probe, after_tuning = states
-    for stage in TRANSFERABLE_STAGES:
-        assert same(stage_state(after_probe, stage), stage_state(start, stage)), stage
-        changed = [
-            k for k, v in stage_state(after_tuning, stage).items() if not torch.equal(v, start[k])
-        ]
-        assert any(k.endswith(".weight") for k in changed), stage
-        assert any(k.endswith("running_mean") for k in changed), stage
-    assert not torch.equal(after_probe["head.weight"], start["head.weight"])
-    assert (probe.steps, tuned.steps) == (3, 2)
-    assert probe.epochs == 2 and len(probe.val_loss) == 2 and len(tuned.val_loss) == 1
-    assert probe.lr[-1] == 1e-2 and tuned.lr[-1] == 1e-3
-    assert all(p.requires_grad for p in model.parameters())
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "error", "match"),
-    [
-        ({"probe_steps": 0}, ValueError, "probe_steps=0 must be a positive integer"),
-        ({"finetune_steps": 2.5}, ValueError, "finetune_steps=2.5 must be a positive integer"),
-        ({"probe_lr": -1.0}, ValueError, "probe_lr=-1.0 must be a positive"),
-        ({"finetune_lr": float("inf")}, ValueError, "finetune_lr=inf must be a positive"),
-        ({"weight_decay": -0.1}, ValueError, "weight_decay=-0.1 must be a finite number >= 0"),
-        ({"max_steps": 5}, TypeError, "sets max_steps for fit itself; remove max_steps="),
-    ],
-)
-def test_lp_ft_rejects_bad_arguments(kwargs: dict, error: type, match: str) -> None:
-    arguments = {"probe_steps": 1, "finetune_steps": 1, "probe_lr": 1e-2, "finetune_lr": 1e-3}
-    model = tiny()
-    start = snapshot(model)
-    with pytest.raises(error, match=match):
-        lp_ft(model, loader(), **{**arguments, **kwargs}, **FIT)
-    assert same(snapshot(model), start) and all(p.requires_grad for p in model.parameters())
-
-
-def test_finetune_uses_the_groups_for_the_requested_steps() -> None:
-    model = tiny()
-    start = snapshot(model)
-    for p in model.stem.parameters():
-        p.requires_grad_(False)
-    history = finetune(model, loader(), groups=head_lr_groups(model, 1e-3), steps=3, **FIT)
-    assert isinstance(history, History) and history.steps == 3
-    assert history.lr[-1] == 1e-3  # first group: stage1 (stem is frozen and left out)
-    after = snapshot(model)
-    for name, _ in model.stem.named_parameters():  # frozen parameters stay (BN stats may move)
-        assert torch.equal(after[f"stem.{name}"], start[f"stem.{name}"]), name
-    assert not torch.equal(after["head.weight"], start["head.weight"])
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "error", "match"),
-    [
-        ({"groups": []}, ValueError, "must be a non-empty list of parameter groups"),
-        ({"groups": [{"params": []}]}, ValueError, r"groups\[0\] \(\['params'\]\) must be a dict"),
-        ({"steps": 0}, ValueError, "steps=0 must be a positive integer"),
-        ({"optimizer": None}, TypeError, "finetune\\(\\) sets optimizer"),
-    ],
-)
-def test_finetune_rejects_bad_arguments(kwargs: dict, error: type, match: str) -> None:
-    model = tiny()
-    arguments = {"groups": head_lr_groups(model, 1e-3), "steps": 1, **kwargs}
-    with pytest.raises(error, match=match):
-        finetune(model, loader(), **arguments, **FIT)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tlhelpers.data.imageset import ImageSet
-from tlhelpers.data.shifts import _photos, blend_with_photos, domain_shift
+from tlhelpers.data.shifts import _blend_with_photos, _photos, domain_shift
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def test_blend_is_the_absolute_difference_with_a_photo_patch() -> None:
     """Every blended image equals |digit − patch| for some patch of one of the two photos."""
     images = torch.zeros(3, 3, 32, 32, dtype=torch.uint8)  # black digits: result = the patch
     images[1] = 255  # white: result = 255 − patch
-    blended = blend_with_photos(
+    blended = _blend_with_photos(
         ImageSet(images, torch.arange(3), tuple("012"), "blend-test"), seed=5
     )
     photos = [np.round(p * 255) for p in _photos()]

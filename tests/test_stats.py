@@ -12,7 +12,6 @@ from tlhelpers.stats import (
     format_spread,
     kendall_tau,
     kendall_tau_interval,
-    mean_sd,
     paired_difference_interval,
     sd,
     spread_note,
@@ -24,12 +23,6 @@ def test_sd_is_the_sample_standard_deviation() -> None:
     assert math.isnan(sd([4.0]))  # one run has no spread: no error bar is drawn
     np.testing.assert_allclose(sd([[1.0, 3.0], [2.0, 2.0]]), [math.sqrt(2), 0.0])
     assert np.isnan(sd(np.ones((3, 1)))).all()
-
-
-def test_mean_sd_per_row() -> None:
-    mean, spread = mean_sd(np.array([[90.0, 92.0, 94.0], [70.0, 70.0, 70.0]]))
-    np.testing.assert_allclose(mean, [92.0, 70.0])
-    np.testing.assert_allclose(spread, [2.0, 0.0])
 
 
 def test_format_spread_and_note() -> None:

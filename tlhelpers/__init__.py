@@ -9,8 +9,8 @@ The modules follow the course's concepts:
   mode), checkpoints and the torchvision and Hugging Face backbones;
 - :mod:`tlhelpers.train`: one ``fit`` / ``evaluate`` loop for images and text;
 - :mod:`tlhelpers.features`: cached feature extraction and linear probes;
-- :mod:`tlhelpers.finetune`: fine-tuning strategies (top-k, discriminative learning rates,
-  gradual unfreezing, LP-FT, L2-SP);
+- :mod:`tlhelpers.finetune`: fine-tuning strategies (layer transfer, discriminative learning
+  rates, L2-SP);
 - :mod:`tlhelpers.transferability`: LogME, LEEP, NCE, H-score;
 - :mod:`tlhelpers.adapt`: domain adaptation (gradient reversal, DANN, CORAL, AdaBN, proxy
   A-distance);

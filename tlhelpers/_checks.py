@@ -12,9 +12,9 @@ import numbers
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
-__all__ = ["SEED_MAX", "finite", "integer", "non_negative_int", "one_of", "positive_int", "seed"]
+__all__ = ["finite", "integer", "non_negative_int", "one_of", "positive_int", "seed"]
 
-SEED_MAX = 2**32 - 1  # NumPy's legacy seeding (np.random.seed) takes 32-bit seeds
+_SEED_MAX = 2**32 - 1  # NumPy's legacy seeding (np.random.seed) takes 32-bit seeds
 
 T = TypeVar("T")
 
@@ -74,7 +74,7 @@ def non_negative_int(name: str, value: object, *, example: object = None) -> int
 
 def seed(name: str, value: object) -> int:
     """``value`` as an int when it is a usable seed: a whole number from 0 to 2**32 - 1."""
-    if not _is_integer(value) or not 0 <= value <= SEED_MAX:  # type: ignore[operator]
+    if not _is_integer(value) or not 0 <= value <= _SEED_MAX:  # type: ignore[operator]
         raise ValueError(
             f"{name}={value!r} must be a non-negative integer below 2**32 (NumPy's limit), "
             f"e.g. {name}=0."

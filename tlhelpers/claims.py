@@ -46,7 +46,6 @@ __all__ = [
     "claim_close",
     "claim_greater",
     "claim_true",
-    "format_number",
     "report",
 ]
 
@@ -92,11 +91,11 @@ class Claim:
         """Nothing: the claim's line was printed when it was checked."""
 
 
-def format_number(value: float, digits: int = 4) -> str:
+def _format_number(value: float, digits: int = 4) -> str:
     """Format a number for a claim's line: ``digits`` significant digits, trailing zeros dropped.
 
-    ``format_number(91.3) == "91.3"``, ``format_number(0.52341) == "0.5234"``,
-    ``format_number(5.0) == "5"``; very large or small numbers use scientific notation.
+    ``_format_number(91.3) == "91.3"``, ``_format_number(0.52341) == "0.5234"``,
+    ``_format_number(5.0) == "5"``; very large or small numbers use scientific notation.
     """
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         return str(int(value))
@@ -123,7 +122,7 @@ CLAIM_DIGITS = 3  # significant digits of the numbers in a claim's line
 
 
 def _num(value: float, unit: str) -> str:
-    return _with_unit(format_number(value, CLAIM_DIGITS), unit)
+    return _with_unit(_format_number(value, CLAIM_DIGITS), unit)
 
 
 @dataclass(frozen=True)
@@ -144,7 +143,7 @@ class _Values:
             text = _num(self.mean, unit)
         else:
             std = float(self.values.std(ddof=1))
-            spread = f"{format_number(self.mean, CLAIM_DIGITS)} ± {format_number(std, digits=2)}"
+            spread = f"{_format_number(self.mean, CLAIM_DIGITS)} ± {_format_number(std, digits=2)}"
             text = f"{_with_unit(spread, unit)} (n={n})"
         return text if self.label in statement else f"{self.label} {text}"
 
@@ -296,7 +295,7 @@ def _bound_claim(
     passed = bool(slack >= 0)
     details = f"{v.describe(unit, statement)}; {bound_text}"
     if every_seed and v.per_seed and len(v.values) > 1:
-        details += f"; runs {', '.join(format_number(x, CLAIM_DIGITS) for x in v.values)}"
+        details += f"; runs {', '.join(_format_number(x, CLAIM_DIGITS) for x in v.values)}"
     scale = max([abs(v.mean)] + [abs(b) for b in np.atleast_1d(bound)])
     return _finish(statement, passed, details, slack, value=v.mean, bound=bound, unit=unit,
                    n=len(v.values), scale=scale)
@@ -368,7 +367,7 @@ def claim_between(
     low, high = _check_number("low", low), _check_number("high", high)
     if low > high:
         raise ValueError(f"low={low!r} and high={high!r} must be numbers with low <= high.")
-    interval = f"[{format_number(low)}, {format_number(high)}]"
+    interval = f"[{_format_number(low)}, {_format_number(high)}]"
     statement = statement or f"{label} in {_with_unit(interval, unit)}" + (
         " on every seed" if every_seed else ""
     )

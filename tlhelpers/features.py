@@ -5,7 +5,7 @@ the same image, so they are computed once and cached: :func:`extract_features` s
 under ``cache_dir()/features/``, in a file whose name is a sha256 of everything that determines
 them: the weights actually inside the model (every parameter and batch-norm buffer, so a
 fine-tuned or re-trained model never reuses a stale file), the exact images, the layer, the
-pooling and :data:`FEATURE_CACHE_VERSION`.
+pooling and a version of this code.
 
 :func:`linear_probe` fits multinomial logistic regression (L2-regularised, bias not penalised)
 on standardised features, full-batch, with L-BFGS, in PyTorch. It solves the same convex
@@ -31,9 +31,7 @@ from tlhelpers.models.surgery import check_input_channels, eval_mode
 from tlhelpers.settings import pick_device
 
 __all__ = [
-    "FEATURE_CACHE_VERSION",
     "LinearProbe",
-    "data_fingerprint",
     "extract_features",
     "feature_cache_path",
     "feature_layers",
@@ -42,7 +40,7 @@ __all__ = [
     "weights_fingerprint",
 ]
 
-FEATURE_CACHE_VERSION = 1  # bump when the way features are computed changes
+_CACHE_VERSION = 1  # bump when the way features are computed changes
 OUTPUT_LAYER = "output"  # the whole model's output, for models without named stages
 
 
@@ -56,7 +54,7 @@ def weights_fingerprint(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def data_fingerprint(images: torch.Tensor) -> str:
+def _data_fingerprint(images: torch.Tensor) -> str:
     """sha256 (hex) of an image tensor's dtype, shape and values."""
     value = images.detach().cpu().contiguous()
     digest = hashlib.sha256(f"{value.dtype}:{tuple(value.shape)};".encode())
@@ -134,10 +132,10 @@ def feature_cache_path(
     _check_layer(model, layer)
     _check_pool(pool)
     spec = {
-        "version": FEATURE_CACHE_VERSION,
+        "version": _CACHE_VERSION,
         "model": type(model).__name__,
         "weights": weights_fingerprint(model),
-        "data": data_fingerprint(_as_images(data)),
+        "data": _data_fingerprint(_as_images(data)),
         "layer": layer,
         "pool": pool,
     }

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_write", "folder_lock", "remove_stale_temporaries"]
+__all__ = ["atomic_write", "folder_lock"]
 
 # ".<target name>.<pid>.<8 hex digits>.tmp", as atomic_write names its temporary files
 _TEMPORARY = re.compile(r"\..+\.(?P<pid>[0-9]+)\.[0-9a-f]{8}\.tmp", re.ASCII)
@@ -42,7 +42,7 @@ def _process_running(pid: int) -> bool:
     return True
 
 
-def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
+def _remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
     """Delete the temporary files that killed writers left in ``folder``; return them.
 
     Only files named as :func:`atomic_write` names them, whose process no longer runs, are
@@ -79,7 +79,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], objec
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(target.parent)
+    _remove_stale_temporaries(target.parent)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(tmp, "xb") as handle:

@@ -11,26 +11,18 @@ train, at what learning rate, and what to pull them towards.
   Text Classification" (ULMFiT, 2018): each stage learns 2.6 times slower than the one above it
   (:func:`discriminative_groups`); a simpler variant trains only the new head faster
   (:func:`head_lr_groups`).
-- **Gradual unfreezing**, also ULMFiT: train the head alone first, then unfreeze one more stage
-  per epoch from the top down, so the random head does not wreck the pretrained features before
-  it has learnt anything (:class:`GradualUnfreezing`).
 - **L2-SP**, Li, Grandvalet & Davoine, "Explicit Inductive Bias for Transfer Learning with
   Convolutional Networks" (2018): weight decay towards the *starting point* instead of towards
   zero, ``α/2 ‖w_backbone − w⁰‖² + β/2 ‖w_head‖²`` added to the loss (:class:`L2SP`).
-- **LP-FT**, Kumar et al., "Fine-Tuning can Distort Pretrained Features and Underperform
-  Out-of-Distribution" (2022): first a linear probe (head only, frozen backbone), then fine-tune
-  everything starting from that trained head (:func:`lp_ft`). A good head means small gradients
-  into the backbone at the start of fine-tuning, so the features are distorted less.
 
-The functions return optimizer parameter groups, schedules or loss functions rather than
-training loops of their own; :func:`lp_ft` and :func:`finetune` are thin conveniences around
-:func:`~tlhelpers.train.fit`.
+The functions return optimizer parameter groups or loss functions rather than training loops of
+their own. Gradual unfreezing (ULMFiT) and LP-FT (Kumar et al., 2022) are a few lines around
+``fit`` each; notebook 03 writes them out.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
@@ -38,23 +30,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from tlhelpers.models.cnn import SmallCNN
-from tlhelpers.models.surgery import (
-    discriminative_lrs,
-    freeze_all_except,
-    param_groups,
-    set_bn_eval,
-    stage_names,
-)
-from tlhelpers.train import History, fit
+from tlhelpers.models.surgery import discriminative_lrs, param_groups, stage_names
 
 __all__ = [
     "L2SP",
     "TRANSFERABLE_STAGES",
-    "GradualUnfreezing",
     "discriminative_groups",
-    "finetune",
     "head_lr_groups",
-    "lp_ft",
     "transfer_stages",
 ]
 
@@ -77,21 +59,6 @@ def _check_positive(argument: str, value: object, example: str) -> None:
 def _check_non_negative(argument: str, value: object, example: str) -> None:
     if not _is_number(value) or not math.isfinite(value) or value < 0:
         raise ValueError(f"{argument}={value!r} must be a finite number >= 0, e.g. {example}.")
-
-
-def _check_steps(argument: str, value: object) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{argument}={value!r} must be a positive integer, e.g. 100.")
-
-
-def _check_fit_kwargs(function: str, fit_kwargs: dict[str, Any], reserved: Iterable[str]) -> None:
-    clash = sorted(set(fit_kwargs) & set(reserved))
-    if clash:
-        raise TypeError(
-            f"{function}() sets {', '.join(clash)} for fit itself; remove "
-            f"{', '.join(f'{k}=' for k in clash)} from the call (it passes only the other fit "
-            "arguments, such as device, progress or early_stopping, on to fit)."
-        )
 
 
 # ---------------------------------------------------------------- layer transfer
@@ -171,97 +138,12 @@ def discriminative_groups(
     The top stage (the head) learns at ``top_lr`` and each stage below at the rate of the one
     above divided by ``factor``: for SmallCNN, stage3 at ``top_lr / 2.6``, ..., stem at
     ``top_lr / 2.6**4``. Only trainable parameters are included, so build the groups while the
-    stages you will train are unfrozen (before :class:`GradualUnfreezing` freezes them).
+    stages you will train are unfrozen (before a gradual-unfreezing schedule freezes them).
 
     Returns:
         Groups in stage order (input to output), each ``{"params", "lr", "name"}``.
     """
     return param_groups(model, discriminative_lrs(stage_names(model), top_lr, factor=factor))
-
-
-# ---------------------------------------------------------------- gradual unfreezing
-
-
-class GradualUnfreezing:
-    """ULMFiT's gradual unfreezing: the head alone first, then one more stage per epoch.
-
-    On construction every parameter of the model is frozen except the top stage's (the head).
-    ``on_epoch(e)`` then leaves the top ``e + 1`` stages trainable: epoch 0 the head, epoch 1
-    stage3 and the head, and so on until every stage trains.
-
-    Build the optimizer *once*, over all parameters, before the loop: frozen parameters get no
-    gradient, and AdamW (like every torch optimizer) skips parameters without one, weight decay
-    included. Because :func:`discriminative_groups` and :func:`head_lr_groups` keep only
-    trainable parameters, make those groups before constructing the schedule::
-
-        groups = discriminative_groups(model, 1e-3)      # all stages still trainable
-        schedule = GradualUnfreezing(model)             # now only the head is
-        optimizer = torch.optim.AdamW(groups)
-        for epoch in range(5):
-            schedule.on_epoch(epoch)
-            fit(model, loader, optimizer=optimizer, epochs=1, train_mode_hook=set_bn_eval)
-
-    ``train_mode_hook=set_bn_eval`` keeps the frozen stages' batch-norm statistics fixed too.
-
-    Args:
-        model: the model to change in place.
-        stages: the schedule's stages ordered input to output, unfrozen from the last one
-            backwards; default all of ``stage_names(model)``. Stages left out stay frozen.
-    """
-
-    def __init__(self, model: nn.Module, *, stages: Sequence[str] | None = None) -> None:
-        valid = stage_names(model)
-        if stages is None:
-            stages = valid
-        if isinstance(stages, str):
-            raise TypeError(
-                f"stages={stages!r} must be a sequence of stage names ordered input to output, "
-                'e.g. ["stage2", "stage3", "head"], not one string.'
-            )
-        stages = tuple(stages)
-        unknown = [s for s in stages if s not in valid]
-        if not stages or unknown or len(set(stages)) != len(stages):
-            raise ValueError(
-                f"stages={list(stages)!r} must name at least one stage of "
-                f"{type(model).__name__}, each once, ordered input to output"
-                f"{f'; {unknown!r} are not stages' if unknown else ''}. Valid choices: "
-                f"{', '.join(valid)}."
-            )
-        self.model = model
-        self.stages: tuple[str, ...] = stages
-        freeze_all_except(model, [stages[-1]])
-
-    def __repr__(self) -> str:
-        return f"GradualUnfreezing(stages={self.stages!r})"
-
-    def trainable_stages(self, epoch: int) -> tuple[str, ...]:
-        """The stages ``on_epoch(epoch)`` leaves trainable, input to output (changes nothing)."""
-        if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
-            raise ValueError(
-                f"epoch={epoch!r} must be an integer >= 0 (0-based: epoch 0 trains the head only)."
-            )
-        return self.stages[max(len(self.stages) - (epoch + 1), 0) :]
-
-    def on_epoch(self, epoch: int) -> list[str]:
-        """Make exactly the top ``epoch + 1`` stages of the schedule trainable; call before epoch.
-
-        The other stages of the schedule are frozen, so calling it again with the same epoch
-        changes nothing, and going back to an earlier epoch freezes stages again.
-
-        Returns:
-            The stages unfrozen by this call (trainable now, not fully before), input to output;
-            ``[]`` for epoch 0, whose head is trainable from construction.
-        """
-        target = self.trainable_stages(epoch)
-        newly = []
-        for name in self.stages:
-            params = list(getattr(self.model, name).parameters())
-            train = name in target
-            if train and not all(p.requires_grad for p in params):
-                newly.append(name)
-            for p in params:
-                p.requires_grad_(train)
-        return newly
 
 
 # ---------------------------------------------------------------- L2-SP
@@ -351,128 +233,3 @@ class L2SP:
         """
         return F.cross_entropy(logits, targets) + self.penalty()
 
-
-# ---------------------------------------------------------------- training conveniences
-
-
-def lp_ft(
-    model: nn.Module,
-    train_loader: Iterable,
-    val_loader: Iterable | None = None,
-    *,
-    probe_steps: int,
-    finetune_steps: int,
-    probe_lr: float,
-    finetune_lr: float,
-    weight_decay: float = 0.0,
-    **fit_kwargs: Any,
-) -> tuple[History, History]:
-    """LP-FT (Kumar et al., 2022): a linear probe, then full fine-tuning from the probed head.
-
-    1. Linear probe: every stage but ``head`` is frozen and its batch norm kept in eval mode
-       (``train_mode_hook=set_bn_eval``), so the backbone stays exactly as it was; AdamW trains
-       the head for ``probe_steps`` steps at ``probe_lr``.
-    2. Fine-tune: every parameter is unfrozen and a new AdamW trains them all for
-       ``finetune_steps`` steps at ``finetune_lr`` (typically 10-100 times smaller than
-       ``probe_lr``), with batch norm in train mode.
-
-    The model is changed in place and left fully trainable.
-
-    Args:
-        model: a pretrained model with a ``head`` stage (already replaced for the new task).
-        train_loader: yields ``(inputs, targets)`` batches.
-        val_loader: optional, evaluated after every epoch of both phases.
-        probe_steps: optimizer steps of the linear probe.
-        finetune_steps: optimizer steps of the fine-tuning.
-        probe_lr: learning rate of the probe.
-        finetune_lr: learning rate of the fine-tuning.
-        weight_decay: AdamW weight decay of both phases.
-        **fit_kwargs: passed to both :func:`fit` calls, e.g. ``device="cpu", progress=False``.
-
-    Returns:
-        ``(probe_history, finetune_history)``.
-    """
-    _check_steps("probe_steps", probe_steps)
-    _check_steps("finetune_steps", finetune_steps)
-    _check_positive("probe_lr", probe_lr, "1e-2")
-    _check_positive("finetune_lr", finetune_lr, "1e-4")
-    _check_non_negative("weight_decay", weight_decay, "0.01")
-    _check_fit_kwargs("lp_ft", fit_kwargs, ("optimizer", "epochs", "max_steps", "train_mode_hook"))
-    desc = fit_kwargs.pop("desc", None)
-
-    freeze_all_except(model, ["head"])
-    probe_optimizer = torch.optim.AdamW(
-        param_groups(model, {"head": probe_lr}), lr=probe_lr, weight_decay=weight_decay
-    )
-    probe = fit(
-        model,
-        train_loader,
-        val_loader,
-        optimizer=probe_optimizer,
-        max_steps=probe_steps,
-        train_mode_hook=set_bn_eval,
-        desc=desc or "linear probe",
-        **fit_kwargs,
-    )
-
-    for p in model.parameters():
-        p.requires_grad_(True)
-    finetune_optimizer = torch.optim.AdamW(
-        model.parameters(), lr=finetune_lr, weight_decay=weight_decay
-    )
-    tuned = fit(
-        model,
-        train_loader,
-        val_loader,
-        optimizer=finetune_optimizer,
-        max_steps=finetune_steps,
-        desc=desc or "fine-tune",
-        **fit_kwargs,
-    )
-    return probe, tuned
-
-
-def finetune(
-    model: nn.Module,
-    train_loader: Iterable,
-    val_loader: Iterable | None = None,
-    *,
-    groups: list[dict[str, Any]],
-    steps: int,
-    weight_decay: float = 0.0,
-    **fit_kwargs: Any,
-) -> History:
-    """Train with AdamW over the given parameter groups for ``steps`` optimizer steps.
-
-    ``finetune(model, loader, groups=discriminative_groups(model, 1e-3), steps=500)``.
-
-    Args:
-        model: the model to train in place.
-        train_loader: yields ``(inputs, targets)`` batches.
-        val_loader: optional, evaluated after every epoch.
-        groups: parameter groups, each with ``"params"`` and ``"lr"``, e.g. from
-            :func:`head_lr_groups` or :func:`discriminative_groups`.
-        steps: optimizer steps.
-        weight_decay: AdamW weight decay (use 0 with :class:`L2SP`).
-        **fit_kwargs: passed to :func:`fit`, e.g. ``loss_fn``, ``device``, ``progress``.
-
-    Returns:
-        fit's :class:`~tlhelpers.train.History`.
-    """
-    if not isinstance(groups, (list, tuple)) or not groups:
-        raise ValueError(
-            f"groups={groups!r} must be a non-empty list of parameter groups, e.g. "
-            "groups=head_lr_groups(model, 1e-4) or discriminative_groups(model, 1e-3)."
-        )
-    for i, group in enumerate(groups):
-        if not isinstance(group, dict) or "params" not in group or "lr" not in group:
-            shown = sorted(group) if isinstance(group, dict) else type(group).__name__
-            raise ValueError(
-                f"groups[{i}] ({shown}) must be a dict with 'params' and 'lr', as made by "
-                "head_lr_groups or discriminative_groups."
-            )
-    _check_steps("steps", steps)
-    _check_non_negative("weight_decay", weight_decay, "0.01")
-    _check_fit_kwargs("finetune", fit_kwargs, ("optimizer", "epochs", "max_steps"))
-    optimizer = torch.optim.AdamW(groups, weight_decay=weight_decay)
-    return fit(model, train_loader, val_loader, optimizer=optimizer, max_steps=steps, **fit_kwargs)

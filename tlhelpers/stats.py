@@ -22,19 +22,16 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "SPREAD_NAME",
     "bootstrap_interval",
     "format_spread",
     "kendall_tau",
     "kendall_tau_interval",
-    "mean_sd",
     "paired_difference_interval",
     "sd",
     "spread_note",
 ]
 
-SPREAD_NAME = "sd"
-"""What ``±`` means everywhere in the course: the sample standard deviation over runs."""
+_SPREAD_NAME = "sd"  # what ``±`` means everywhere in the course: the sample sd over runs
 
 
 def _as_runs(values: Any, name: str = "values") -> np.ndarray:
@@ -66,13 +63,6 @@ def sd(values: Any, axis: int = -1) -> np.ndarray | float:
     return float(result) if np.ndim(result) == 0 else result
 
 
-def mean_sd(values: Any, axis: int = -1) -> tuple[np.ndarray | float, np.ndarray | float]:
-    """``(mean, sd)`` over runs along ``axis``, the pair every table and error bar shows."""
-    array = _as_runs(values)
-    mean = array.mean(axis=axis) if array.ndim else float(array)
-    return (float(mean) if np.ndim(mean) == 0 else mean), sd(array, axis=axis)
-
-
 def format_spread(values: Any, *, digits: int = 1, unit: str = "") -> str:
     """``"91.3 ± 1.2% (n=3)"`` for several runs, ``"91.3%"`` for one (no spread to show)."""
     array = _as_runs(values).reshape(-1)
@@ -86,7 +76,7 @@ def spread_note(n: int) -> str:
     """What error bars show, for a figure or table caption: ``"mean ± sd over 3 runs"``."""
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
         raise ValueError(f"n={n!r} must be the number of runs, a positive integer.")
-    return "one run (no error bar)" if n == 1 else f"mean ± {SPREAD_NAME} over {n} runs"
+    return "one run (no error bar)" if n == 1 else f"mean ± {_SPREAD_NAME} over {n} runs"
 
 
 def paired_difference_interval(

@@ -13,12 +13,10 @@ Example:
     >>> five_shot = few_shot(target.pool, k=5, seed=0)
 """
 
-from tlhelpers.data.cache import RENDER_VERSION
 from tlhelpers.data.fonts import (
     HELDOUT_FONTS,
     TRAIN_FONTS,
     font_chars,
-    font_path,
     fonts_with,
     list_fonts,
 )
@@ -39,14 +37,12 @@ from tlhelpers.data.loader import TensorLoader
 from tlhelpers.data.patterns import TEXTURE_CLASSES, render_textures, texture_patterns
 from tlhelpers.data.tasks import ROTATION_CLASSES, few_shot, few_shot_indices, rotation_task
 from tlhelpers.data.worlds import (
-    SOURCE_WORLDS,
     TARGETS,
     TargetWorld,
     glyph_world,
     letters,
     novel_target,
     random_stream,
-    source_world,
     textures,
 )
 
@@ -58,10 +54,8 @@ __all__ = [
     "LETTERS",
     "LETTER_VARIANTS",
     "MEAN",
-    "RENDER_VERSION",
     "ROTATION_CLASSES",
     "SOURCE_STYLE",
-    "SOURCE_WORLDS",
     "STD",
     "TARGETS",
     "TARGET_STYLE",
@@ -74,7 +68,6 @@ __all__ = [
     "few_shot",
     "few_shot_indices",
     "font_chars",
-    "font_path",
     "fonts_with",
     "glyph_world",
     "handwritten_digits",
@@ -85,7 +78,6 @@ __all__ = [
     "render_glyphs",
     "render_textures",
     "rotation_task",
-    "source_world",
     "texture_patterns",
     "textures",
     "to_float",

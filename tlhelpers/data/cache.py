@@ -2,7 +2,7 @@
 
 A dataset is stored as an uncompressed ``.npz`` of uint8 images and int64 labels under
 ``cache_dir()/worlds/``. Its file name carries a sha256 of every parameter that shapes the
-pixels (sizes, seed, fonts, style, :data:`RENDER_VERSION`, library versions), so changing any of
+pixels (sizes, seed, fonts, style, the renderers' version, library versions), so changing any of
 them makes a new file instead of reusing a stale one. Files are written to a temporary name in
 the same folder and then renamed, so a crash never leaves a half-written file under the real
 name; a file that cannot be read back anyway is regenerated with a warning, and an unwritable
@@ -25,18 +25,18 @@ import PIL
 from tlhelpers.cache import CACHE_FIX, load_or_compute
 from tlhelpers.settings import cache_dir
 
-__all__ = ["RENDER_VERSION", "cache_path", "cached_arrays", "content_key"]
+__all__ = ["cached_arrays"]
 
-RENDER_VERSION = 1  # bump whenever a renderer changes what it draws
+_RENDER_VERSION = 1  # bump whenever a renderer changes what it draws
 
 Arrays = dict[str, np.ndarray]
 
 
-def content_key(params: Mapping[str, Any]) -> str:
+def _content_key(params: Mapping[str, Any]) -> str:
     """sha256 (hex) of ``params`` plus the render version and the rendering libraries' versions."""
     full = {
         **params,
-        "render_version": RENDER_VERSION,
+        "render_version": _RENDER_VERSION,
         "numpy": np.__version__.split(".")[0],
         "pillow": PIL.__version__,
         "matplotlib": matplotlib.__version__,
@@ -45,9 +45,9 @@ def content_key(params: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def cache_path(kind: str, params: Mapping[str, Any]) -> Path:
+def _cache_path(kind: str, params: Mapping[str, Any]) -> Path:
     """Cache file of the dataset described by ``params``: ``…/worlds/{kind}-{key}.npz``."""
-    return cache_dir() / "worlds" / f"{kind}-{content_key(params)[:24]}.npz"
+    return cache_dir() / "worlds" / f"{kind}-{_content_key(params)[:24]}.npz"
 
 
 def cached_arrays(
@@ -70,14 +70,14 @@ def cached_arrays(
     Returns:
         A dict of NumPy arrays, identical whether made now or loaded.
     """
-    key = content_key(params)
+    key = _content_key(params)
 
     def matches(stored: Arrays) -> bool:
         arrays = {name: value for name, value in stored.items() if name != "content_key"}
         return str(stored.get("content_key", "")) == key and check(arrays)
 
     stored = load_or_compute(
-        lambda: cache_path(kind, params),
+        lambda: _cache_path(kind, params),
         lambda: {"content_key": np.array(key), **make()},
         check=matches,
         fix=f"{CACHE_FIX} to cache generated datasets",

@@ -25,7 +25,6 @@ __all__ = [
     "TRAIN_FONTS",
     "check_fonts",
     "font_chars",
-    "font_path",
     "fonts_with",
     "glyph_mask",
     "list_fonts",
@@ -65,7 +64,7 @@ def list_fonts() -> tuple[str, ...]:
     return TRAIN_FONTS + HELDOUT_FONTS
 
 
-def font_path(name: str) -> Path:
+def _font_path(name: str) -> Path:
     """Path of the bundled TTF file of font ``name`` (one of :func:`list_fonts`)."""
     if name not in list_fonts():
         raise ValueError(
@@ -84,7 +83,7 @@ def font_path(name: str) -> Path:
 @cache
 def font_chars(name: str) -> frozenset[str]:
     """Every character that font ``name`` maps to a glyph, read from the file's character map."""
-    charmap = FT2Font(str(font_path(name))).get_charmap()
+    charmap = FT2Font(str(_font_path(name))).get_charmap()
     return frozenset(chr(code) for code in charmap if code < 0x110000)
 
 
@@ -111,7 +110,7 @@ def check_fonts(chars: Iterable[str], fonts: Sequence[str]) -> None:
 
 @cache
 def _pil_font(name: str) -> ImageFont.FreeTypeFont:
-    return ImageFont.truetype(str(font_path(name)), MASTER_FONT_PX)
+    return ImageFont.truetype(str(_font_path(name)), MASTER_FONT_PX)
 
 
 @cache

@@ -28,12 +28,12 @@ from tlhelpers.data.handwritten import handwritten_digits
 from tlhelpers.data.imageset import ImageSet
 from tlhelpers.data.worlds import glyph_world, random_stream
 
-__all__ = ["CLEAN_DIGITS", "SHIFTS", "DomainShift", "blend_with_photos", "domain_shift"]
+__all__ = ["SHIFTS", "DomainShift", "domain_shift"]
 
 SHIFTS = ("textured", "handwritten")
-CLEAN_DIGITS = GlyphStyle(colour="light-on-dark", texture_prob=0.0, noise=0.03)
+_CLEAN_DIGITS = GlyphStyle(colour="light-on-dark", texture_prob=0.0, noise=0.03)
 """Source style: light ink on a dark, untextured background, like MNIST."""
-_BLURRY_DIGITS = dataclasses.replace(CLEAN_DIGITS, lowres_prob=0.5)
+_BLURRY_DIGITS = dataclasses.replace(_CLEAN_DIGITS, lowres_prob=0.5)
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def _photos() -> list[np.ndarray]:
     ]
 
 
-def blend_with_photos(images: ImageSet, seed: int = 0) -> ImageSet:
+def _blend_with_photos(images: ImageSet, seed: int = 0) -> ImageSet:
     """MNIST-M style: each image becomes ``|image − random photo patch|`` (per pixel, channel).
 
     Args:
@@ -131,11 +131,13 @@ def domain_shift(
         return glyph_world(world, split, n, classes=DIGITS, fonts=fonts, style=style, seed=seed)
 
     if name == "textured":
-        source = render("da-digits", "source", source_images, CLEAN_DIGITS)
-        source_test = render("da-digits", "source-test", test_images, CLEAN_DIGITS)
-        target = blend_with_photos(render("da-digits", "target", target_images, CLEAN_DIGITS), seed)
-        target_test = blend_with_photos(
-            render("da-digits", "test", test_images, CLEAN_DIGITS), seed
+        source = render("da-digits", "source", source_images, _CLEAN_DIGITS)
+        source_test = render("da-digits", "source-test", test_images, _CLEAN_DIGITS)
+        target = _blend_with_photos(
+            render("da-digits", "target", target_images, _CLEAN_DIGITS), seed
+        )
+        target_test = _blend_with_photos(
+            render("da-digits", "test", test_images, _CLEAN_DIGITS), seed
         )
     else:
         source = render("da-blurry-digits", "source", source_images, _BLURRY_DIGITS)

@@ -38,18 +38,15 @@ from tlhelpers.data.patterns import TEXTURE_CLASSES, render_textures
 from tlhelpers.settings import Profile, get_profile
 
 __all__ = [
-    "SOURCE_WORLDS",
     "TARGETS",
     "TargetWorld",
     "glyph_world",
     "letters",
     "novel_target",
     "random_stream",
-    "source_world",
     "textures",
 ]
 
-SOURCE_WORLDS = ("letters", "textures")
 TARGETS = ("digits", "greek")
 _SOURCE_SPLITS = ("train", "val")
 _TEXTURE_CHUNK = 2048
@@ -259,12 +256,6 @@ def textures(split: str, profile: str | Profile, seed: int = 0) -> ImageSet:
     check = _image_check(n, size, len(TEXTURE_CLASSES))
     arrays = cached_arrays(f"textures-{split}", params, make, check)
     return _as_imageset(arrays, TEXTURE_CLASSES, f"textures/{split}")
-
-
-def source_world(name: str, split: str, profile: str | Profile, seed: int = 0) -> ImageSet:
-    """The source world called ``name`` ("letters" or "textures"); see those functions."""
-    _check_choice("name", name, SOURCE_WORLDS, 'Use name="letters" or name="textures".')
-    return letters(split, profile, seed) if name == "letters" else textures(split, profile, seed)
 
 
 @dataclass(frozen=True)

@@ -14,26 +14,16 @@ Everything here works with a BERT-style encoder such as the course's all-MiniLM-
   over the tokens, Devlin et al. 2019, section 4.2) with :func:`span_loss`,
   :func:`decode_spans` and :func:`tokenize_qa`;
 - :mod:`~tlhelpers.text.embeddings`: :func:`encode_texts`, frozen sentence embeddings cached
-  on disk like :func:`tlhelpers.features.extract_features`; :func:`embedding_drift` compares
-  two encoders' embeddings of the same texts (how far fine-tuning moved the representation:
-  catastrophic forgetting, McCloskey & Cohen 1989; Kirkpatrick et al. 2017);
-- :mod:`~tlhelpers.text.layers`: :func:`train_top_layers` and :func:`text_param_groups`
-  fine-tune only the top k transformer blocks, or all of them with ULMFiT's discriminative
-  learning rates (Howard & Ruder, 2018).
+  on disk like :func:`tlhelpers.features.extract_features`;
+- :mod:`~tlhelpers.text.layers`: :func:`transformer_layers` and :func:`text_layer_groups`
+  name the transformer blocks; :func:`train_top_layers` fine-tunes only the top k of them.
 """
 
-from tlhelpers.text.embeddings import (
-    TEXT_CACHE_VERSION,
-    embedding_drift,
-    encode_texts,
-    text_feature_cache_path,
-    tokenizer_fingerprint,
-)
+from tlhelpers.text.embeddings import encode_texts, text_feature_cache_path
 from tlhelpers.text.heads import POOLINGS, SentenceClassifier, cls_pool, mean_pool, pool
 from tlhelpers.text.layers import (
     text_encoder_of,
     text_layer_groups,
-    text_param_groups,
     train_top_layers,
     transformer_layers,
 )
@@ -45,11 +35,10 @@ from tlhelpers.text.qa import (
     span_loss,
     tokenize_qa,
 )
-from tlhelpers.text.tokens import TextLoader, encode_labels, text_loader, tokenize
+from tlhelpers.text.tokens import TextLoader, tokenize
 
 __all__ = [
     "POOLINGS",
-    "TEXT_CACHE_VERSION",
     "QuestionAnswering",
     "SentenceClassifier",
     "SpanLogits",
@@ -57,8 +46,6 @@ __all__ = [
     "answer_mask",
     "cls_pool",
     "decode_spans",
-    "embedding_drift",
-    "encode_labels",
     "encode_texts",
     "mean_pool",
     "pool",
@@ -66,11 +53,8 @@ __all__ = [
     "text_encoder_of",
     "text_feature_cache_path",
     "text_layer_groups",
-    "text_loader",
-    "text_param_groups",
     "tokenize",
     "tokenize_qa",
-    "tokenizer_fingerprint",
     "train_top_layers",
     "transformer_layers",
 ]

@@ -1,9 +1,8 @@
-"""Frozen sentence embeddings, cached on disk, and how far fine-tuning moved them.
+"""Frozen sentence embeddings, cached on disk.
 
-:func:`encode_texts` is :func:`tlhelpers.features.extract_features` for texts;
-:func:`embedding_drift` compares two encoders' embeddings of the same texts (how far
-fine-tuning moved the representation: catastrophic forgetting, McCloskey & Cohen 1989;
-Kirkpatrick et al. 2017).
+:func:`encode_texts` is :func:`tlhelpers.features.extract_features` for texts, and
+:func:`text_feature_cache_path` is where it keeps them, as
+:func:`tlhelpers.features.feature_cache_path` is for images.
 """
 
 from __future__ import annotations
@@ -27,18 +26,12 @@ from tlhelpers.text.heads import _check_pooling, _hidden_states, pool
 from tlhelpers.text.layers import text_encoder_of
 from tlhelpers.text.tokens import _check_max_length, _check_positive_int, _check_texts, tokenize
 
-__all__ = [
-    "TEXT_CACHE_VERSION",
-    "embedding_drift",
-    "encode_texts",
-    "text_feature_cache_path",
-    "tokenizer_fingerprint",
-]
+__all__ = ["encode_texts", "text_feature_cache_path"]
 
-TEXT_CACHE_VERSION = 1  # bump when the way sentence features are computed changes
+_CACHE_VERSION = 1  # bump when the way sentence features are computed changes
 
 
-def tokenizer_fingerprint(tokenizer: Any) -> str:
+def _tokenizer_fingerprint(tokenizer: Any) -> str:
     """sha256 (hex) of what decides a tokenizer's output: its full pipeline or its vocabulary.
 
     A fast tokenizer's pipeline is its JSON without the ``truncation`` and ``padding`` settings,
@@ -73,10 +66,10 @@ def text_feature_cache_path(
 ) -> Path:
     """Where :func:`encode_texts` caches these embeddings (the file may not exist yet)."""
     spec = {
-        "version": TEXT_CACHE_VERSION,
+        "version": _CACHE_VERSION,
         "model": type(encoder).__name__,
         "weights": weights_fingerprint(encoder),
-        "tokenizer": tokenizer_fingerprint(tokenizer),
+        "tokenizer": _tokenizer_fingerprint(tokenizer),
         "texts": _texts_fingerprint(_check_texts(texts)),
         "pooling": _check_pooling(pooling),
         "max_length": max_length,
@@ -133,8 +126,8 @@ def encode_texts(
 
     The encoder runs in eval mode without gradients; afterwards each of its modules is back in
     its own mode. The cache file's name is a sha256 of the weights actually in the encoder, the
-    tokenizer, the texts, ``pooling``, ``max_length``, ``normalize`` and
-    :data:`TEXT_CACHE_VERSION`; a damaged cache file is recomputed and replaced, and an
+    tokenizer, the texts, ``pooling``, ``max_length``, ``normalize`` and a version of this
+    code; a damaged cache file is recomputed and replaced, and an
     unwritable cache folder only warns (see :mod:`tlhelpers.cache`).
 
     Args:
@@ -176,34 +169,3 @@ def encode_texts(
         fix=cache_argument_fix(cache),
     )
 
-
-def embedding_drift(
-    original_encoder: nn.Module,
-    tuned_encoder: nn.Module,
-    tokenizer: Any,
-    texts: Sequence[str],
-    *,
-    pooling: str = "mean",
-    batch_size: int = 64,
-    max_length: int = 64,
-    device: str | torch.device = "cpu",
-) -> float:
-    """Mean cosine similarity between two encoders' embeddings of the same texts.
-
-    1.0: fine-tuning left the sentence representation where it was; lower values: it moved
-    (a measure of catastrophic forgetting of the pretrained representation). Either argument may
-    be a model holding the encoder (a :class:`SentenceClassifier`, a Hugging Face ``...For...``
-    model). Nothing is cached: a tuned encoder changes from run to run.
-    """
-    options = {
-        "pooling": pooling, "batch_size": batch_size, "max_length": max_length,
-        "device": device, "cache": False,
-    }
-    before = torch.from_numpy(encode_texts(original_encoder, tokenizer, texts, **options))
-    after = torch.from_numpy(encode_texts(tuned_encoder, tokenizer, texts, **options))
-    if before.shape != after.shape:
-        raise ValueError(
-            f"the encoders give embeddings of shapes {tuple(before.shape)} and "
-            f"{tuple(after.shape)}; compare two copies of the same architecture."
-        )
-    return float(F.cosine_similarity(before.double(), after.double(), dim=1).mean())

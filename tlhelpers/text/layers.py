@@ -1,23 +1,20 @@
-"""The transformer blocks of a text model as groups: top-k freezing and discriminative rates.
+"""The transformer blocks of a text model as parameter groups, and top-k freezing.
 
-:func:`train_top_layers` fine-tunes only the top k transformer blocks; :func:`text_param_groups`
-gives all of them ULMFiT's discriminative learning rates (Howard & Ruder, 2018).
+:func:`transformer_layers` finds the blocks of a BERT-style encoder, :func:`text_layer_groups`
+groups the parameters by block (embeddings, layer0..layerN-1, pooler, head), and
+:func:`train_top_layers` fine-tunes only the top k blocks and the head.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from torch import nn
 
-from tlhelpers.models.surgery import discriminative_lrs
 from tlhelpers.text.heads import SentenceClassifier
 from tlhelpers.text.qa import QuestionAnswering
 
 __all__ = [
     "text_encoder_of",
     "text_layer_groups",
-    "text_param_groups",
     "train_top_layers",
     "transformer_layers",
 ]
@@ -104,29 +101,3 @@ def train_top_layers(model: nn.Module, k: int, *, pooler: bool = True) -> list[s
             p.requires_grad_(True)
     return train
 
-
-def text_param_groups(
-    model: nn.Module, top_lr: float, *, factor: float = 2.6
-) -> list[dict[str, Any]]:
-    """Optimizer groups with ULMFiT's discriminative learning rates over the text groups.
-
-    The top group (the head, if any) learns at ``top_lr``; each group below it ``factor`` times
-    slower (:func:`tlhelpers.models.discriminative_lrs`). Frozen parameters are left out, so
-    ``train_top_layers`` then ``text_param_groups`` trains only the top blocks.
-
-    Returns:
-        Groups input to output, each ``{"params", "lr", "name"}``, for ``torch.optim.AdamW``.
-    """
-    groups = text_layer_groups(model)
-    lrs = discriminative_lrs(list(groups), top_lr, factor=factor)
-    result = []
-    for name, params in groups.items():
-        trainable = [p for p in params if p.requires_grad]
-        if trainable:
-            result.append({"params": trainable, "lr": lrs[name], "name": name})
-    if not result:
-        raise ValueError(
-            "every parameter of the model is frozen; unfreeze some first, e.g. "
-            "train_top_layers(model, k=2)."
-        )
-    return result

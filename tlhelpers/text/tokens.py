@@ -14,7 +14,7 @@ import torch
 
 from tlhelpers.data.loader import TensorLoader
 
-__all__ = ["TextLoader", "encode_labels", "text_loader", "tokenize"]
+__all__ = ["TextLoader", "tokenize"]
 
 
 def _check_texts(texts: Sequence[str], argument: str = "texts") -> list[str]:
@@ -116,44 +116,6 @@ def tokenize(
     return {key: encoding[key].long() for key in keys}
 
 
-def encode_labels(
-    labels: Sequence[str] | Sequence[int] | torch.Tensor, classes: Sequence[str] | None = None
-) -> torch.Tensor:
-    """Class indices (N,) int64 from label names (mapped by ``classes``) or integer labels.
-
-    Integer labels are checked to lie in ``0..len(classes)-1`` when ``classes`` is given.
-    """
-    values = labels.tolist() if hasattr(labels, "tolist") else list(labels)  # tensor, array
-    if not values:
-        raise ValueError("labels is empty; pass one label per text.")
-    if classes is not None:
-        classes = list(classes)
-        if not classes or len(set(classes)) != len(classes):
-            raise ValueError(f"classes={classes!r} must list each class name once.")
-    if all(isinstance(v, str) for v in values):
-        if classes is None:
-            raise ValueError(
-                f"labels are names (e.g. {values[0]!r}); pass classes=[...] to fix their order, "
-                f"e.g. classes={sorted(set(values))!r}."
-            )
-        unknown = sorted({v for v in values if v not in classes})
-        if unknown:
-            raise ValueError(
-                f"labels {unknown[:5]!r} are not in classes; valid choices: "
-                f"{', '.join(map(repr, classes))}. Fix the labels or add them to classes."
-            )
-        return torch.tensor([classes.index(v) for v in values], dtype=torch.long)
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        kinds = sorted({type(v).__name__ for v in values})
-        raise TypeError(f"labels must be all class names or all integers; got {kinds}.")
-    limit = len(classes) if classes is not None else None
-    bad = sorted({v for v in values if v < 0 or (limit is not None and v >= limit)})
-    if bad:
-        valid = f"0..{limit - 1}" if limit is not None else "non-negative integers"
-        raise ValueError(f"labels {bad[:5]} are not valid class indices; valid: {valid}.")
-    return torch.tensor(values, dtype=torch.long)
-
-
 class TextLoader(TensorLoader):
     """Batches ``({"input_ids": ..., "attention_mask": ..., ...}, labels)`` of tokenised texts.
 
@@ -208,26 +170,3 @@ def _trim_padding(batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         key: value[:, :width] if value.dim() >= 2 and value.shape[1] == length else value
         for key, value in batch.items()
     }
-
-def text_loader(
-    tokenizer: Any,
-    texts: Sequence[str],
-    labels: Sequence[str] | Sequence[int] | torch.Tensor,
-    *,
-    classes: Sequence[str] | None = None,
-    max_length: int = 64,
-    batch_size: int = 32,
-    shuffle: bool = False,
-    seed: int = 0,
-    drop_last: bool = False,
-) -> TextLoader:
-    """Tokenise ``texts``, encode ``labels`` (see :func:`encode_labels`) and batch them."""
-    inputs = tokenize(tokenizer, texts, max_length)
-    targets = encode_labels(labels, classes)
-    if len(targets) != len(inputs["input_ids"]):
-        raise ValueError(
-            f"{len(inputs['input_ids'])} texts but {len(targets)} labels; pass one label per text."
-        )
-    return TextLoader(
-        inputs, targets, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last
-    )
