@@ -2,7 +2,8 @@
 
 The modules follow the course's concepts:
 
-- :mod:`tlhelpers.settings`: profiles, paths (data, cache, figures), device choice, seeding;
+- :mod:`tlhelpers.settings`: profiles and device choice, with :mod:`tlhelpers.paths` (data,
+  cache and figure folders) and :mod:`tlhelpers.seeds` (seeding, run seeds) re-exported;
 - :mod:`tlhelpers.data`: the offline image worlds, handwritten digits, domain shifts, the
   review corpus, few-shot splits and the in-memory batch loader;
 - :mod:`tlhelpers.models`: the course CNN, surgery (freezing, heads, parameter groups, eval
@@ -16,8 +17,10 @@ The modules follow the course's concepts:
   A-distance);
 - :mod:`tlhelpers.text`: tokenising, pooling, text heads, question answering, sentence
   embeddings, layer-wise fine-tuning;
-- :mod:`tlhelpers.plots` (the course's figure style, ``save_figure``),
-  :mod:`tlhelpers.claims` (the checks that state a notebook's results) and
+- :mod:`tlhelpers.plots` (the course's plot types; :mod:`tlhelpers.plot_style` holds the figure
+  style and :mod:`tlhelpers.figures` ``save_figure``, both re-exported),
+  :mod:`tlhelpers.claims` (the checks that state a notebook's results; :mod:`tlhelpers.claims_log`
+  holds what becomes of a checked claim, ``TL_CLAIMS_LOG`` included) and
   :mod:`tlhelpers.stats` (the course's one uncertainty convention, small-sample intervals);
 - :mod:`tlhelpers.pretrain` (recipes of the course checkpoints), :mod:`tlhelpers.doctor`
   (environment check) and ``python -m tlhelpers`` (:mod:`tlhelpers.__main__`);
@@ -36,7 +39,7 @@ __version__ = "0.1.0"
 # The re-exported names and the module each comes from. They are imported on first use (PEP 562),
 # so ``import tlhelpers.files`` stays cheap: torch loads only when something needs it.
 _EXPORTS = {
-    "ClaimError": "tlhelpers.claims",
+    "ClaimError": "tlhelpers.claims_log",
     "claim_at_least": "tlhelpers.claims",
     "claim_greater": "tlhelpers.claims",
     "claim_true": "tlhelpers.claims",
@@ -45,7 +48,7 @@ _EXPORTS = {
     "Profile": "tlhelpers.settings",
     "get_profile": "tlhelpers.settings",
     "pick_device": "tlhelpers.settings",
-    "seed_everything": "tlhelpers.settings",
+    "seed_everything": "tlhelpers.seeds",
     "EarlyStopping": "tlhelpers.train",
     "History": "tlhelpers.train",
     "evaluate": "tlhelpers.train",
@@ -53,8 +56,10 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:
-    from tlhelpers.claims import ClaimError, claim_at_least, claim_greater, claim_true
-    from tlhelpers.settings import FULL, QUICK, Profile, get_profile, pick_device, seed_everything
+    from tlhelpers.claims import claim_at_least, claim_greater, claim_true
+    from tlhelpers.claims_log import ClaimError
+    from tlhelpers.seeds import seed_everything
+    from tlhelpers.settings import FULL, QUICK, Profile, get_profile, pick_device
     from tlhelpers.train import EarlyStopping, History, evaluate, fit
 
 __all__ = [

@@ -33,7 +33,7 @@ from typing import Any, BinaryIO, TypeVar
 import numpy as np
 
 from tlhelpers.files import atomic_write
-from tlhelpers.settings import cache_dir
+from tlhelpers.paths import cache_dir
 
 __all__ = ["CACHE_FIX", "cache_argument_fix", "finite_rows", "load_or_compute", "spec_path"]
 

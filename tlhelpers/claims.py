@@ -15,9 +15,8 @@ also requires the claim to hold run by run; use it wherever the prose says "on e
 "always". A NaN never passes a claim.
 
 When ``TL_CLAIMS_LOG`` names a file, every claim (passed or failed) appends one JSON line to it
-with its value, bound, slack (how far it was from failing) and scale (the size of the numbers
-compared, so slacks in points and in ratios can be ranked together); ``make claims-report``
-reads them.
+with its value, bound and slack (how far it was from failing): see :mod:`tlhelpers.claims_log`,
+which also holds :class:`Claim` and :class:`ClaimError`.
 
 Example::
 
@@ -28,14 +27,13 @@ Example::
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from tlhelpers.claims_log import Claim, ClaimError, finish_claim
 
 __all__ = [
     "Claim",
@@ -51,44 +49,6 @@ __all__ = [
 
 # A number, or one number per seed: a list, tuple, NumPy array or torch tensor.
 Values = Any
-
-
-class ClaimError(AssertionError):
-    """A result stated in a notebook does not hold for the numbers just computed."""
-
-    def __init__(self, claim: Claim) -> None:
-        super().__init__(
-            f"✗ {claim.statement}: {claim.details}. The notebook states this result but the "
-            "numbers just computed do not support it; check the experiment above (and whether "
-            "it holds for other seeds) before changing the text."
-        )
-        self.claim = claim
-
-    def __reduce__(self) -> tuple[type[ClaimError], tuple[Claim]]:
-        return (ClaimError, (self.claim,))
-
-
-@dataclass(frozen=True)
-class Claim:
-    """One checked statement: what was claimed, whether it held, and the numbers behind it.
-
-    ``slack`` is how far the numbers were from failing the claim, in its unit (None when the
-    claim has no numeric bound). A notebook shows the claim's printed line only: ending a cell
-    with a claim call echoes nothing more.
-    """
-
-    statement: str
-    passed: bool
-    details: str
-    slack: float | None = None
-
-    def __str__(self) -> str:
-        mark = "✓" if self.passed else "✗"
-        tail = f": {self.details}" if self.details else ""
-        return f"{mark} {self.statement}{tail}"
-
-    def _ipython_display_(self) -> None:
-        """Nothing: the claim's line was printed when it was checked."""
 
 
 def _format_number(value: float, digits: int = 4) -> str:
@@ -202,29 +162,6 @@ def _check_non_negative(name: str, value: float) -> float:
     return value
 
 
-def _log(claim: Claim, values: dict[str, Any]) -> None:
-    """Append the claim to the file named by ``TL_CLAIMS_LOG``, if set (one JSON line)."""
-    target = os.environ.get("TL_CLAIMS_LOG")
-    if not target:
-        return
-    record = {"statement": claim.statement, "passed": claim.passed, "slack": claim.slack,
-              "details": claim.details, **values}
-    with Path(target).open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record, ensure_ascii=False, default=float) + "\n")
-
-
-def _finish(
-    statement: str, passed: bool, details: str, slack: float | None = None,
-    **logged: Any,
-) -> Claim:
-    claim = Claim(statement, passed, details, None if slack is None else float(slack))
-    _log(claim, logged)
-    if not passed:
-        raise ClaimError(claim)
-    print(claim)
-    return claim
-
-
 def _paired(a: _Values, b: _Values) -> tuple[np.ndarray, np.ndarray]:
     """Per-seed pairs; a single number is compared with every seed of the other side."""
     if a.per_seed and b.per_seed and len(a.values) != len(b.values):
@@ -273,9 +210,9 @@ def claim_greater(
         slack = min(slack, smallest - margin)
         if len(differences) > 1:
             details += f"; worst run {_signed(smallest, unit)}"
-    return _finish(statement, slack > 0, details, slack, value=difference, bound=margin,
-                   unit=unit, n=max(len(va.values), len(vb.values)),
-                   scale=max(abs(va.mean), abs(vb.mean)))
+    return finish_claim(statement, slack > 0, details, slack, value=difference, bound=margin,
+                        unit=unit, n=max(len(va.values), len(vb.values)),
+                        scale=max(abs(va.mean), abs(vb.mean)))
 
 
 def _bound_claim(
@@ -297,8 +234,8 @@ def _bound_claim(
     if every_seed and v.per_seed and len(v.values) > 1:
         details += f"; runs {', '.join(_format_number(x, CLAIM_DIGITS) for x in v.values)}"
     scale = max([abs(v.mean)] + [abs(b) for b in np.atleast_1d(bound)])
-    return _finish(statement, passed, details, slack, value=v.mean, bound=bound, unit=unit,
-                   n=len(v.values), scale=scale)
+    return finish_claim(statement, passed, details, slack, value=v.mean, bound=bound, unit=unit,
+                        n=len(v.values), scale=scale)
 
 
 def claim_at_least(
@@ -402,9 +339,9 @@ def claim_close(
         f"{va.describe(unit, statement)} vs {vb.describe(unit, statement)}; gap {_num(gap, unit)} "
         f"(tolerance {_num(tolerance, unit)})"
     )
-    return _finish(statement, gap <= tolerance, details, tolerance - gap, value=gap,
-                   bound=tolerance, unit=unit, n=max(len(va.values), len(vb.values)),
-                   scale=max(abs(va.mean), abs(vb.mean)))
+    return finish_claim(statement, gap <= tolerance, details, tolerance - gap, value=gap,
+                        bound=tolerance, unit=unit, n=max(len(va.values), len(vb.values)),
+                        scale=max(abs(va.mean), abs(vb.mean)))
 
 
 def claim_true(condition: bool, *, statement: str, details: str = "") -> Claim:
@@ -416,7 +353,7 @@ def claim_true(condition: bool, *, statement: str, details: str = "") -> Claim:
         )
     if not isinstance(statement, str) or not statement:
         raise ValueError(f"statement={statement!r} must be a non-empty sentence.")
-    return _finish(statement, bool(condition), details)
+    return finish_claim(statement, bool(condition), details)
 
 
 def report(sentence: str, *claims: Claim) -> None:

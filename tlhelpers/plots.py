@@ -1,36 +1,24 @@
-"""One figure style for the course, its colour-blind-safe palette, its plot types and
-``save_figure``.
+"""The course's plot types: learning curves, image grids, filters, lines with error bars.
 
-The palette is Okabe & Ito's (2008, "Color Universal Design"), which stays distinguishable
-for the common forms of colour blindness. :func:`course_style` is a context manager with the
-course's matplotlib settings (readable at slide size); :func:`apply_course_style` applies the
-same settings for the rest of a session and is meant for a notebook's setup cell. Importing
-this module changes no matplotlib setting.
+Every plot is drawn in the course style (:mod:`tlhelpers.plot_style`) and returns its Axes or
+Figure for :func:`save_figure` (:mod:`tlhelpers.figures`). The style and ``save_figure`` are
+importable from here too, so a notebook needs one import line::
 
-:func:`save_figure` writes ``<figures_dir()>/<name>.png`` and ``.svg`` atomically and
-byte-for-byte reproducibly: the same figure saved twice, in one process or in two, gives the
-same files, so regenerated slide figures only change when the figure does.
+    from tlhelpers.plots import PALETTE, apply_course_style, plot_learning_curves, save_figure
 """
 
 from __future__ import annotations
 
 import math
-import os
-import re
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from pathlib import Path
-from types import MappingProxyType
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-import matplotlib
 import numpy as np
-from matplotlib import cycler
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from tlhelpers.files import atomic_write
-from tlhelpers.settings import check_writable, figures_dir, make_folder
+from tlhelpers.figures import FIGURE_NAME_PATTERN, save_figure
+from tlhelpers.plot_style import _CYCLE, COURSE_RC, PALETTE, apply_course_style, course_style
 
 __all__ = [
     "COURSE_RC",
@@ -47,62 +35,6 @@ __all__ = [
     "show_image_grid",
 ]
 
-#: Okabe–Ito colours by name (read-only).
-PALETTE: Mapping[str, str] = MappingProxyType(
-    {
-        "blue": "#0072B2",
-        "orange": "#E69F00",
-        "bluish_green": "#009E73",
-        "vermillion": "#D55E00",
-        "reddish_purple": "#CC79A7",
-        "sky_blue": "#56B4E9",
-        "yellow": "#F0E442",
-        "black": "#000000",
-    }
-)
-
-# Order of series colours: yellow last, it is faint on white.
-_CYCLE = [PALETTE[name] for name in PALETTE]
-
-#: matplotlib settings of the course style (read-only; use course_style() to apply them).
-COURSE_RC: Mapping[str, Any] = MappingProxyType(
-    {
-        "figure.figsize": (8.0, 5.0),
-        "figure.dpi": 100,
-        "figure.facecolor": "white",
-        "figure.titlesize": 18,
-        "font.size": 14,
-        "axes.titlesize": 16,
-        "axes.labelsize": 14,
-        "axes.prop_cycle": cycler(color=_CYCLE),
-        "axes.grid": True,
-        "axes.spines.top": False,
-        "axes.spines.right": False,
-        "axes.facecolor": "white",
-        "grid.alpha": 0.35,
-        "grid.linewidth": 0.8,
-        "xtick.labelsize": 12,
-        "ytick.labelsize": 12,
-        "legend.fontsize": 12,
-        "legend.frameon": False,
-        "lines.linewidth": 2.2,
-        "lines.markersize": 6,
-        "image.cmap": "viridis",
-        "savefig.dpi": 200,
-        "savefig.bbox": "tight",
-        "savefig.facecolor": "white",
-        "svg.fonttype": "path",
-        "svg.hashsalt": "tlhelpers-course",
-        "pdf.fonttype": 42,
-    }
-)
-
-# Settings that make saved files reproducible; save_figure always uses them.
-_DETERMINISTIC_RC = {"svg.hashsalt": COURSE_RC["svg.hashsalt"], "svg.fonttype": "path"}
-
-FIGURE_NAME_PATTERN = re.compile(r"[0-9]{2}-[a-z0-9]+(?:-[a-z0-9]+)*", re.ASCII)
-"""A course figure name; names are checked with ``fullmatch`` (no trailing newline passes)."""
-
 
 class HistoryLike(Protocol):
     """What :func:`plot_learning_curves` reads: per-epoch lists (validation lists may be empty)."""
@@ -111,90 +43,6 @@ class HistoryLike(Protocol):
     train_acc: Sequence[float]
     val_loss: Sequence[float]
     val_acc: Sequence[float]
-
-
-@contextmanager
-def course_style() -> Iterator[None]:
-    """Apply the course's matplotlib settings inside a ``with`` block, then restore the old ones."""
-    with matplotlib.rc_context(dict(COURSE_RC)):
-        yield
-
-
-def apply_course_style() -> None:
-    """Apply the course's matplotlib settings for the rest of the session (a notebook's setup)."""
-    matplotlib.rcParams.update(dict(COURSE_RC))
-
-
-def _check_name(name: str) -> None:
-    if not isinstance(name, str) or not FIGURE_NAME_PATTERN.fullmatch(name):
-        raise ValueError(
-            f"figure name {name!r} is not a course figure name: use the notebook's two-digit "
-            "number, a hyphen, then lowercase words joined by hyphens, "
-            'e.g. save_figure("01-learning-curves").'
-        )
-
-
-def _atomic_savefig(fig: Figure, path: Path, fmt: str, dpi: int, metadata: dict) -> None:
-    atomic_write(path, lambda handle: fig.savefig(handle, format=fmt, dpi=dpi, metadata=metadata))
-
-
-def _figure_folder(directory: str | os.PathLike[str] | None) -> Path:
-    """The folder figures go to, created and checked writable before anything is rendered."""
-    if directory is None:
-        folder, variable = figures_dir(), "TL_FIGURES_DIR"
-    else:
-        folder, variable = Path(directory), None
-        make_folder(folder, f"directory={str(directory)!r}", "pass a folder you can write to")
-    check_writable(folder, variable)
-    return folder
-
-
-def save_figure(
-    name: str,
-    fig: Figure | Axes | None = None,
-    *,
-    directory: str | os.PathLike[str] | None = None,
-    dpi: int = 200,
-) -> dict[str, Path]:
-    """Save ``fig`` (default: the current figure) as ``<name>.png`` and ``<name>.svg``.
-
-    Args:
-        name: stable figure name, ``NN-words-with-hyphens`` where NN is the notebook's number,
-            e.g. ``"01-learning-curves"``.
-        fig: the Figure (or one of its Axes); ``None`` takes pyplot's current figure.
-        directory: where to write; default :func:`tlhelpers.settings.figures_dir`
-            (``TL_FIGURES_DIR`` moves it).
-        dpi: resolution of the PNG.
-
-    Returns:
-        ``{"png": path, "svg": path}``. Files are written atomically and carry no timestamp
-        or version metadata, so saving the same figure again gives identical bytes.
-    """
-    _check_name(name)
-    if isinstance(dpi, bool) or not isinstance(dpi, int) or dpi <= 0:
-        raise ValueError(f"dpi={dpi!r} must be a positive integer, e.g. dpi=200.")
-    if fig is None:
-        import matplotlib.pyplot as plt
-
-        if not plt.get_fignums():
-            raise ValueError(
-                f"save_figure({name!r}) found no open figure; pass the figure explicitly: "
-                f"save_figure({name!r}, fig)."
-            )
-        fig = plt.gcf()
-    elif isinstance(fig, Axes):
-        fig = fig.get_figure()
-    if not isinstance(fig, Figure):
-        raise TypeError(
-            f"fig={fig!r} is not a matplotlib Figure or Axes; pass the figure returned by "
-            "plt.subplots() or by a tlhelpers.plots helper."
-        )
-    folder = _figure_folder(directory)
-    paths = {"png": folder / f"{name}.png", "svg": folder / f"{name}.svg"}
-    with matplotlib.rc_context(_DETERMINISTIC_RC):
-        _atomic_savefig(fig, paths["png"], "png", dpi, {"Software": None})
-        _atomic_savefig(fig, paths["svg"], "svg", dpi, {"Date": None})
-    return paths
 
 
 def _as_percent(values: Sequence[float], scale: float) -> list[float]:

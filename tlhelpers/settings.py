@@ -1,34 +1,39 @@
-"""Course settings: the two run profiles, where files live, device choice and seeding.
+"""Course settings: the two run profiles and device choice; paths and seeding re-exported.
 
 A notebook's `parameters` cell holds only literals (`profile = "quick"`, `seed = 0`,
 `device = "auto"`); everything else a notebook needs to size its experiments is read from the
 :class:`Profile` returned by :func:`get_profile`, never from scattered ``if profile == ...``.
 
-Paths default to folders inside the repository and can be moved with environment variables:
-``TL_DATA_DIR`` (shipped data and checkpoints), ``TL_CACHE_DIR`` (generated datasets) and
-``TL_FIGURES_DIR`` (saved figures).
+Where files live (:mod:`tlhelpers.paths`: ``TL_DATA_DIR``, ``TL_CACHE_DIR``, ``TL_FIGURES_DIR``)
+and seeding (:mod:`tlhelpers.seeds`) have modules of their own; their names are importable from
+here as well, so a notebook's setup cell needs one import line.
 """
 
 from __future__ import annotations
 
 import ctypes
-import os
-import random
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from pathlib import Path
 
-import numpy as np
 import torch
 
-from tlhelpers import _checks
+from tlhelpers.paths import (
+    cache_dir,
+    check_writable,
+    data_dir,
+    figures_dir,
+    make_folder,
+    repo_root,
+)
+from tlhelpers.seeds import SEED_STRIDE, run_seeds, seed_everything
 
 __all__ = [
     "FULL",
+    "FULL_TO_QUICK_WORK",
     "PROFILES",
     "QUICK",
+    "SEED_STRIDE",
     "Profile",
     "cache_dir",
     "check_writable",
@@ -51,7 +56,9 @@ __all__ = [
 class Profile:
     """Every size a notebook uses, for one way of running the course.
 
-    Make a variant with ``dataclasses.replace(QUICK, pretrain_epochs=1)``.
+    Make a variant with ``dataclasses.replace(QUICK, pretrain_epochs=1)``. The fields are
+    grouped by topic below; they stay flat (``P.text_steps``, not ``P.text.steps``) because
+    notebooks read them by name and print the ones they read (:func:`profile_summary`).
     """
 
     name: str  # "quick" (CPU, workshops, CI) or "full" (GPU, slide-quality)
@@ -249,75 +256,6 @@ def profile_summary(profile: Profile, used: Sequence[str] | None = None) -> str:
     return "\n".join([warning, *lines] if warning else lines)
 
 
-def repo_root() -> Path:
-    """The course repository's root folder (the one holding ``notebooks/`` and ``data/``)."""
-    here = Path(__file__).resolve().parent.parent
-    if (here / "pyproject.toml").exists():
-        return here
-    return Path.cwd()
-
-
-def _dir_from_env(variable: str, default: Path) -> Path:
-    value = os.environ.get(variable)
-    path = Path(value).expanduser() if value else default
-    return path
-
-
-def data_dir() -> Path:
-    """Shipped data and course checkpoints; ``TL_DATA_DIR`` moves it."""
-    return _dir_from_env("TL_DATA_DIR", repo_root() / "data")
-
-
-def make_folder(path: Path, described: str, fix: str) -> Path:
-    """Create ``path`` (and its parents); an OSError says what ``described`` is and the ``fix``."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise OSError(
-            error.errno,
-            f"{described} cannot be created or is not a folder ({error.strerror}); {fix}",
-        ) from error
-    return path
-
-
-def _made_dir(variable: str, default: Path) -> Path:
-    """The folder ``variable`` names (or ``default``), created; an OSError names the variable."""
-    path = _dir_from_env(variable, default)
-    return make_folder(
-        path,
-        f"{variable}: the folder {path}",
-        f"set {variable} to a folder you can write to, or unset it to use {default}",
-    )
-
-
-def check_writable(folder: Path, variable: str | None = None) -> None:
-    """Raise an OSError naming ``variable`` (or the folder) unless a file can be made in it."""
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as error:
-        fix = f"set {variable} to a folder you can write to" if variable else "use another"
-        raise OSError(
-            error.errno, f"cannot write to {folder} ({error.strerror}); {fix}"
-        ) from error
-
-
-def cache_dir() -> Path:
-    """Generated datasets (regenerable); ``TL_CACHE_DIR`` moves it. Created on demand.
-
-    Raises an OSError naming ``TL_CACHE_DIR`` when the folder cannot be created.
-    """
-    return _made_dir("TL_CACHE_DIR", repo_root() / ".cache")
-
-
-def figures_dir() -> Path:
-    """Where ``save_figure`` writes; ``TL_FIGURES_DIR`` moves it. Created on demand.
-
-    Raises an OSError naming ``TL_FIGURES_DIR`` when the folder cannot be created.
-    """
-    return _made_dir("TL_FIGURES_DIR", repo_root() / "build" / "figures")
-
-
 _DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -353,49 +291,6 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
             'use device = "auto" or "cpu".'
         )
     return torch.device(device)
-
-
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and torch so CPU runs repeat exactly; return a seeded torch Generator.
-
-    ``seed`` is a whole number from 0 to 2**32 - 1 (NumPy integers too). Also makes cuDNN
-    deterministic. Call it at the top of a notebook and before each run that
-    should be repeatable.
-    """
-    seed = _checks.seed("seed", seed)
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.backends.cudnn.deterministic = True
-    torch.backends.cudnn.benchmark = False
-    return torch.Generator().manual_seed(seed)
-
-
-SEED_STRIDE = 1000
-"""Run seeds of one value of the ``seed`` parameter span ``seed * SEED_STRIDE`` onwards."""
-
-
-def run_seeds(seed: int, count: int | Sequence[int]) -> list[int]:
-    """The seeds of the runs a notebook repeats, for its ``seed`` parameter.
-
-    ``run_seeds(seed, 3)`` gives ``[1000 * seed, 1000 * seed + 1, 1000 * seed + 2]``: seed 0
-    runs seeds 0, 1, 2 and seed 1 runs 1000, 1001, 1002, so two values of the parameter never
-    share a run (``seed + i`` would make seed 1 repeat two of seed 0's three runs). ``count``
-    may also be a profile's tuple of offsets (``P.seeds``), each below :data:`SEED_STRIDE`.
-    """
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed={seed!r} must be a non-negative integer, e.g. seed = 0.")
-    if isinstance(count, bool):
-        raise TypeError(f"count={count!r} must be a number of runs or a tuple of offsets.")
-    offsets = list(range(count)) if isinstance(count, int) else list(count)
-    bad = [o for o in offsets if not isinstance(o, int) or isinstance(o, bool)
-           or not 0 <= o < SEED_STRIDE]
-    if not offsets or bad or len(set(offsets)) != len(offsets):
-        raise ValueError(
-            f"count={count!r} must be a positive number of runs, or distinct integer offsets in "
-            f"[0, {SEED_STRIDE}), e.g. run_seeds(seed, 3) or run_seeds(seed, P.seeds)."
-        )
-    return [seed * SEED_STRIDE + o for o in offsets]
 
 
 _ALLOCATOR_TUNED = False

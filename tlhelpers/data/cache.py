@@ -23,7 +23,7 @@ import numpy as np
 import PIL
 
 from tlhelpers.cache import CACHE_FIX, load_or_compute
-from tlhelpers.settings import cache_dir
+from tlhelpers.paths import cache_dir
 
 __all__ = ["cached_arrays"]
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tlhelpers.settings import data_dir
+from tlhelpers.paths import data_dir
 
 __all__ = [
     "REVIEW_DOMAINS",
