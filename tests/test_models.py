@@ -14,6 +14,7 @@ from tlhelpers.models import (
     discriminative_lrs,
     freeze,
     freeze_all_except,
+    grid_head,
     param_groups,
     replace_head,
     set_bn_eval,
@@ -259,3 +260,33 @@ def test_set_bn_eval_keeps_running_statistics(model: SmallCNN) -> None:
     assert not model.stage3[1].training and model.stem[1].training
     with pytest.raises(ValueError, match="'stage8'"):
         set_bn_eval(model, ["stage8"])
+
+
+def _grid_head_by_hand(model: nn.Module, num_classes: int = 10) -> nn.Module:
+    """The head notebook 03 writes out: 2×2 average pool, flatten, new linear layer."""
+    model.pool = nn.Sequential(nn.AdaptiveAvgPool2d(2), nn.Flatten())
+    model.head = nn.Linear(4 * model.widths[-1], num_classes)
+    return model
+
+
+def test_grid_head_equals_the_written_out_version() -> None:
+    torch.manual_seed(3)
+    by_hand = _grid_head_by_hand(SmallCNN(num_classes=26, widths=(8, 8, 16, 32)))
+    torch.manual_seed(3)
+    packaged = grid_head(SmallCNN(num_classes=26, widths=(8, 8, 16, 32)))
+    for (name, a), (_, b) in zip(by_hand.state_dict().items(), packaged.state_dict().items()):
+        assert torch.equal(a, b), name
+    x = torch.rand(3, 3, 32, 32)
+    assert torch.equal(by_hand.eval()(x), packaged.eval()(x))
+    assert packaged(x).shape == (3, 10) and packaged.num_classes == 10
+
+
+@pytest.mark.parametrize("kwargs", [{"num_classes": 0}, {"grid": True}, {"grid": 1.5}])
+def test_grid_head_refuses_bad_sizes(kwargs: dict) -> None:
+    with pytest.raises(ValueError, match="must be a positive integer"):
+        grid_head(SmallCNN(num_classes=10, widths=(8, 8, 16, 32)), **kwargs)
+
+
+def test_grid_head_needs_widths() -> None:
+    with pytest.raises(TypeError, match="no `widths`"):
+        grid_head(nn.Linear(3, 3))

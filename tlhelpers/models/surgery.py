@@ -44,6 +44,7 @@ __all__ = [
     "eval_mode",
     "freeze",
     "freeze_all_except",
+    "grid_head",
     "param_groups",
     "replace_head",
     "set_bn_eval",
@@ -119,6 +120,37 @@ def replace_head(model: nn.Module, num_classes: int) -> nn.Linear:
     if hasattr(model, "num_classes"):
         model.num_classes = num_classes
     return new
+
+
+def grid_head(model: nn.Module, num_classes: int = 10, grid: int = 2) -> nn.Module:
+    """Give a SmallCNN a spatial head: last-stage maps average-pooled to grid × grid, then linear.
+
+    The global average pool throws away *where* a stroke is; a 2 × 2 grid keeps a little of it,
+    which helps on glyphs (notebook 03 measures it). The new head's weights come from the default
+    initialisation (seed first for repeatable runs); ``model.num_classes`` is updated. A model
+    changed this way no longer matches ``model.config``'s global pool, so save its state dict,
+    not a course checkpoint.
+
+    Shapes:
+        last-stage maps (B, C, H, W) -> pool (B, grid·grid·C) -> head (B, num_classes).
+
+    Returns:
+        The same model, changed in place.
+    """
+    for name, value in (("num_classes", num_classes), ("grid", grid)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name}={value!r} must be a positive integer, e.g. {name}=2.")
+    widths = getattr(model, "widths", None)
+    if not widths:
+        raise TypeError(
+            f"{type(model).__name__} has no `widths`; grid_head works on SmallCNN-style models "
+            "with `pool`, `head` and `widths` attributes."
+        )
+    model.pool = nn.Sequential(nn.AdaptiveAvgPool2d(grid), nn.Flatten())
+    model.head = nn.Linear(grid * grid * widths[-1], num_classes)
+    if hasattr(model, "num_classes"):
+        model.num_classes = num_classes
+    return model
 
 
 def freeze(model: nn.Module, stages: Iterable[str]) -> None:
