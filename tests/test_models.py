@@ -274,8 +274,10 @@ def test_grid_head_equals_the_written_out_version() -> None:
     by_hand = _grid_head_by_hand(SmallCNN(num_classes=26, widths=(8, 8, 16, 32)))
     torch.manual_seed(3)
     packaged = grid_head(SmallCNN(num_classes=26, widths=(8, 8, 16, 32)))
-    for (name, a), (_, b) in zip(by_hand.state_dict().items(), packaged.state_dict().items()):
-        assert torch.equal(a, b), name
+    hand_state, packaged_state = by_hand.state_dict(), packaged.state_dict()
+    assert list(hand_state) == list(packaged_state)
+    for name, tensor in hand_state.items():
+        assert torch.equal(tensor, packaged_state[name]), name
     x = torch.rand(3, 3, 32, 32)
     assert torch.equal(by_hand.eval()(x), packaged.eval()(x))
     assert packaged(x).shape == (3, 10) and packaged.num_classes == 10
