@@ -10,8 +10,7 @@ import pytest
 import torch
 
 from tlhelpers.__main__ import main as cli_main
-from tlhelpers.models import SmallCNN
-from tlhelpers.models import BACKBONES, backbone_status, list_backbones
+from tlhelpers.models import BACKBONES, SmallCNN, backbone_status, list_backbones
 from tlhelpers.models.checkpoints import (
     CheckpointError,
     checkpoint_paths,

@@ -288,7 +288,8 @@ def test_failed_download_says_how_to_work_offline(monkeypatch) -> None:
         raise OSError("network is unreachable")
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
-    with pytest.raises(CheckpointError, match=rf"unreachable.*{META['package']}.*{META['env_var']}"):
+    fixes = rf"unreachable.*{META['package']}.*{META['env_var']}"
+    with pytest.raises(CheckpointError, match=fixes):
         find_text_model("minilm", allow_download=True)
 
 
