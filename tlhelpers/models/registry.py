@@ -69,53 +69,59 @@ class Backbone:
         object.__setattr__(self, "meta", MappingProxyType(dict(self.meta)))
 
 
-_COURSE = {
-    "kind": "course",
-    "architecture": "SmallCNN (tlhelpers.models.SmallCNN), widths from the profile",
-    "preprocessing": "uint8 RGB images, 32×32, through tlhelpers.data.to_float",
-    "licence": "CC BY 4.0 (LICENSE-CONTENT)",
-}
+def _course(
+    name: str, source: str, task: str, supervision: str, similarity: str, label_noise: float = 0.0
+) -> Backbone:
+    """A course checkpoint: a SmallCNN the course pretrained itself, one per profile."""
+    return Backbone(
+        name=name,
+        kind="course",
+        source=source,
+        task=task,
+        supervision=supervision,
+        architecture="SmallCNN (tlhelpers.models.SmallCNN), widths from the profile",
+        similarity=similarity,
+        preprocessing="uint8 RGB images, 32×32, through tlhelpers.data.to_float",
+        licence="CC BY 4.0 (LICENSE-CONTENT)",
+        label_noise=label_noise,
+    )
 
 
 def _corrupted(name: str, epsilon: float) -> Backbone:
     """A letters source whose training labels were replaced at random with probability epsilon."""
-    return Backbone(
-        name=name,
-        source=f"the 'letters' images with {epsilon:.0%} of the training labels replaced at random",
-        task="classify the letter (26 classes), from corrupted labels",
-        supervision="supervised (corrupted labels)",
-        similarity="similar images; a deliberately corrupted source",
+    return _course(
+        name,
+        f"the 'letters' images with {epsilon:.0%} of the training labels replaced at random",
+        "classify the letter (26 classes), from corrupted labels",
+        "supervised (corrupted labels)",
+        "similar images; a deliberately corrupted source",
         label_noise=epsilon,
-        **_COURSE,
     )
 
 
 BACKBONES: dict[str, Backbone] = {
     backbone.name: backbone
     for backbone in (
-        Backbone(
-            name="letters",
-            source="26 Latin letters (either case) rendered in 14 training fonts, strong style",
-            task="classify the letter (26 classes)",
-            supervision="supervised",
-            similarity="similar: glyph shapes, like the digit and Greek targets",
-            **_COURSE,
+        _course(
+            "letters",
+            "26 Latin letters (either case) rendered in 14 training fonts, strong style",
+            "classify the letter (26 classes)",
+            "supervised",
+            "similar: glyph shapes, like the digit and Greek targets",
         ),
-        Backbone(
-            name="textures",
-            source="procedural textures (stripes, checks, dots, waves, ...)",
-            task="classify the texture family",
-            supervision="supervised",
-            similarity="dissimilar: no glyph shapes at all",
-            **_COURSE,
+        _course(
+            "textures",
+            "procedural textures (stripes, checks, dots, waves, ...)",
+            "classify the texture family",
+            "supervised",
+            "dissimilar: no glyph shapes at all",
         ),
-        Backbone(
-            name="letters-rotation",
-            source="the same letter images as 'letters', labels thrown away",
-            task="predict the rotation applied (0/90/180/270 degrees)",
-            supervision="self-supervised",
-            similarity="similar images, but learned without any labels",
-            **_COURSE,
+        _course(
+            "letters-rotation",
+            "the same letter images as 'letters', labels thrown away",
+            "predict the rotation applied (0/90/180/270 degrees)",
+            "self-supervised",
+            "similar images, but learned without any labels",
         ),
         _corrupted("letters-noise-50", 0.5),
         _corrupted("letters-noise-80", 0.8),
