@@ -10,15 +10,12 @@ import pytest
 import torch
 
 from tlhelpers.__main__ import main as cli_main
-from tlhelpers.models import SmallCNN
+from tlhelpers.models import BACKBONES, SmallCNN, backbone_status, list_backbones
 from tlhelpers.models.checkpoints import (
-    BACKBONES,
     CheckpointError,
     checkpoint_paths,
-    list_backbones,
     load_checkpoint,
     save_checkpoint,
-    verify_all,
     verify_checkpoint,
 )
 from tlhelpers.pretrain import pretrain
@@ -70,22 +67,29 @@ def test_broken_manifest_is_reported(tmp_path: Path) -> None:
 
 
 def test_unknown_names_and_profiles_list_the_choices() -> None:
-    with pytest.raises(CheckpointError, match=r"'resnet9000'.*'letters'"):
+    with pytest.raises(ValueError, match=r"'resnet9000'.*'letters'"):
         checkpoint_paths("resnet9000")
+    with pytest.raises(ValueError, match=r"'minilm' is not a course backbone.*'letters'"):
+        checkpoint_paths("minilm")  # in the registry, but not a course checkpoint
     with pytest.raises(ValueError, match=r"'medium'.*'quick'"):
         checkpoint_paths("letters", "medium")
 
 
-def test_registry_lists_every_backbone_with_metadata() -> None:
-    assert list_backbones() == list(BACKBONES)
-    assert {"letters", "textures", "letters-rotation"} <= set(list_backbones())
-    assert BACKBONES["letters-rotation"].supervision == "self-supervised"
+def test_manifests_record_the_backbone_fields_they_always_did(tmp_path: Path) -> None:
+    save_checkpoint(_tiny_model(), "letters-noise-50", profile="quick", manifest={},
+                    directory=tmp_path)
+    record = json.loads((tmp_path / "letters-noise-50.json").read_text())["backbone"]
+    assert list(record) == ["name", "source", "task", "supervision", "similarity", "label_noise"]
+    shipped = json.loads(
+        (repo_root() / "data/checkpoints/quick/letters-noise-50.json").read_text()
+    )["backbone"]
+    assert record == shipped
 
 
 def test_shipped_quick_checkpoints_verify_and_load() -> None:
-    results = verify_all("quick")
-    assert [name for name, ok, _ in results if not ok] == [], results
-    for name in list_backbones():
+    states = {name: backbone_status(name, "quick") for name in list_backbones("course")}
+    assert [name for name, (state, _, _) in states.items() if state != "ok"] == [], states
+    for name in list_backbones("course"):
         model, manifest = load_checkpoint(name, profile="quick")
         for key in ("command", "seed", "metrics", "seconds", "versions", "sha256", "config"):
             assert key in manifest, f"{name} manifest lacks {key}"
@@ -98,7 +102,7 @@ def test_shipped_quick_checkpoints_verify_and_load() -> None:
 
 def test_shipped_manifests_are_committed_as_data() -> None:
     folder = repo_root() / "data" / "checkpoints" / "quick"
-    for name in list_backbones():
+    for name in list_backbones("course"):
         manifest = json.loads((folder / f"{name}.json").read_text())
         assert manifest["profile"] == "quick"
 
@@ -264,9 +268,10 @@ def test_one_bad_manifest_does_not_stop_the_listing(
     for name in ("letters", "textures"):
         save_checkpoint(_tiny_model(), name, profile="quick", manifest={}, directory=folder)
     (folder / "letters.json").write_text('["not", "a", "manifest"]')
-    results = {name: (ok, detail) for name, ok, detail in verify_all("quick")}
-    assert results["textures"][0] and not results["letters"][0]
-    assert "Rebuild it" not in results["letters"][1]  # the detail is the problem; fix apart
+    states = {name: backbone_status(name, "quick") for name in ("letters", "textures")}
+    assert states["textures"][0] == "ok" and states["letters"][0] == "error"
+    assert "Rebuild it" not in states["letters"][1]  # the detail is the problem; fix apart
+    assert states["letters"][2] == "python -m tlhelpers pretrain letters --profile quick"
     assert cli_main(["backbones"]) == 0
     out = capsys.readouterr().out
     assert "rebuild: python -m tlhelpers pretrain letters --profile quick" in out

@@ -139,33 +139,44 @@ def test_missing_font_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "matplotlib" in check.fix
 
 
-def test_checkpoints_module_absent_is_a_note(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(doctor, "_CHECKPOINTS_MODULE", "tlhelpers.models.no_such_module")
+def test_a_failing_backbone_check_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tlhelpers.models import registry
+
+    def broken(name: str, profile: str = "quick") -> tuple[str, str, str]:
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(registry, "backbone_status", broken)
     checks = by_name(run_checks())
     check = checks["course checkpoints"]
-    assert check.ok and not check.required
-    assert "not yet available" in check.detail
+    assert not check.ok and check.required and "disk on fire" in check.detail
+    assert not checks["text encoder"].ok and not checks["text encoder"].required
 
 
 def test_checkpoints_results_are_reported(monkeypatch: pytest.MonkeyPatch) -> None:
-    checkpoints = pytest.importorskip("tlhelpers.models.checkpoints")
+    from tlhelpers.models import registry
 
-    def all_good(profile: str = "quick") -> list[tuple[str, bool, str]]:
-        return [("letters", True, "sha256 ok"), ("textures", True, "sha256 ok")]
+    def all_good(name: str, profile: str = "quick") -> tuple[str, str, str]:
+        return "ok", "sha256 ok", ""
 
-    def one_bad(profile: str = "quick") -> list[tuple[str, bool, str]]:
-        return [("letters", True, "sha256 ok"), ("textures", False, "missing. Rebuild it: x")]
+    def textures_bad(name: str, profile: str = "quick") -> tuple[str, str, str]:
+        if name == "textures":
+            return "error", "missing.", f"python -m tlhelpers pretrain textures --profile {profile}"
+        return all_good(name, profile)
 
-    monkeypatch.setattr(checkpoints, "verify_all", all_good)
+    monkeypatch.setattr(registry, "backbone_status", all_good)
     checks = by_name(run_checks())
+    course = registry.list_backbones("course")
     assert checks["course checkpoints"].ok
-    assert "2 verified" in checks["course checkpoints"].detail
+    assert f"{len(course)} verified" in checks["course checkpoints"].detail
 
-    monkeypatch.setattr(checkpoints, "verify_all", one_bad)
-    checks = by_name(run_checks())
+    monkeypatch.setattr(registry, "backbone_status", textures_bad)
+    checks = by_name(run_checks(profile="full"))
     assert not checks["course checkpoints"].ok
-    assert "textures" in checks["course checkpoints"].detail
-    assert "pretrain textures" in checks["course checkpoints"].fix
+    assert f"1 of {len(course)} not usable (full)" in checks["course checkpoints"].detail
+    assert "textures: missing." in checks["course checkpoints"].detail
+    assert checks["course checkpoints"].fix == (
+        "rebuild (offline): python -m tlhelpers pretrain textures --profile full"
+    )
     assert not checks["offline readiness"].ok
 
 

@@ -14,16 +14,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from tlhelpers.models import BACKBONES, LoadedBackbone, backbone_info, load_backbone
 from tlhelpers.models import text_backbones as tb
 from tlhelpers.models.checkpoints import CheckpointError, sha256_of
 from tlhelpers.models.text_backbones import (
     ALLOW_DOWNLOAD_ENV,
-    TEXT_BACKBONES,
     find_text_model,
     hub_cache_dir,
     hub_snapshot_dir,
-    load_text_classifier,
-    load_text_encoder,
     locate_text_model,
     verify_text_model,
 )
@@ -31,8 +29,9 @@ from tlhelpers.models.text_backbones import (
 transformers = pytest.importorskip("transformers")
 huggingface_hub = pytest.importorskip("huggingface_hub")
 
-NAME = "sentence-transformers/all-MiniLM-L6-v2"
-ENTRY = TEXT_BACKBONES[NAME]
+NAME = "sentence-transformers/all-MiniLM-L6-v2"  # the hub id, an alias of "minilm"
+ENTRY = BACKBONES["minilm"]
+META = ENTRY.meta
 WORDS = ["the", "a", "cat", "dog", "sat", "on", "mat", "ran", "fast", "good", "bad", "film"]
 
 
@@ -80,7 +79,7 @@ def copy_of(tiny_dir: Path, tmp_path: Path):
 def pinned_to_tiny(tiny_dir: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """Pin the registry entry to the tiny model's sha256, so the success paths can run."""
     digest = sha256_of(tiny_dir / "model.safetensors")
-    monkeypatch.setitem(TEXT_BACKBONES, NAME, dataclasses.replace(ENTRY, sha256=digest))
+    monkeypatch.setitem(BACKBONES, "minilm", dataclasses.replace(ENTRY, sha256=digest))
     return digest
 
 
@@ -89,7 +88,7 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list]
     """An empty hub cache, no package, no folder variable, no network: every source is set by
     the test itself. A call of snapshot_download fails the test (even where the code under test
     turns the error into a CheckpointError) unless the test put its own fake in place."""
-    for variable in (ENTRY.env_var, ALLOW_DOWNLOAD_ENV, "HUGGINGFACE_HUB_CACHE", "HF_HOME"):
+    for variable in (META["env_var"], ALLOW_DOWNLOAD_ENV, "HUGGINGFACE_HUB_CACHE", "HF_HOME"):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -105,7 +104,7 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list]
     assert not calls, f"snapshot_download was called without permission: {calls}"
 
 
-def _into_hub_cache(source: Path, revision: str = ENTRY.revision) -> Path:
+def _into_hub_cache(source: Path, revision: str = META["revision"]) -> Path:
     """Lay the files out as huggingface_hub does: blobs, plus snapshot links to them."""
     repo = hub_cache_dir() / ("models--" + NAME.replace("/", "--"))
     snapshot = repo / "snapshots" / revision
@@ -122,21 +121,24 @@ def _into_hub_cache(source: Path, revision: str = ENTRY.revision) -> Path:
 
 
 def test_entry_is_pinned() -> None:
-    assert tb.text_backbone("minilm") is tb.text_backbone(NAME)
-    assert len(ENTRY.revision) == 40 and len(ENTRY.sha256) == 64
-    assert ENTRY.sha256.startswith("53aa5117") and ENTRY.revision.startswith("1110a243")
+    assert backbone_info("minilm") is backbone_info(NAME) is ENTRY
+    assert ENTRY.kind == "text" and META["hub_id"] == NAME
+    assert len(META["revision"]) == 40 and len(ENTRY.sha256) == 64
+    assert ENTRY.sha256.startswith("53aa5117") and META["revision"].startswith("1110a243")
 
 
 def test_unknown_name_lists_choices() -> None:
     with pytest.raises(ValueError, match="minilm"):
         find_text_model("bert-base")
+    with pytest.raises(ValueError, match="'letters' is not a text backbone"):
+        find_text_model("letters")
 
 
 def test_nothing_available_says_how_to_get_it(_isolated: list) -> None:
     with pytest.raises(CheckpointError) as error:
         find_text_model("minilm")
     message = str(error.value)
-    for fix in (ENTRY.package, ENTRY.env_var, ALLOW_DOWNLOAD_ENV, "allow_download=True"):
+    for fix in (META["package"], META["env_var"], ALLOW_DOWNLOAD_ENV, "allow_download=True"):
         assert fix in message
     assert not _isolated, "downloaded without permission"
 
@@ -148,7 +150,7 @@ def test_hub_cache_follows_the_environment(tmp_path: Path, monkeypatch) -> None:
     assert hub_cache_dir() == tmp_path / "hf" / "hub"
     assert hub_snapshot_dir("minilm") == (
         tmp_path / "hf/hub/models--sentence-transformers--all-MiniLM-L6-v2/snapshots"
-        / ENTRY.revision
+        / META["revision"]
     )
 
 
@@ -168,14 +170,14 @@ def test_explicit_path_with_wrong_hash_fails_and_never_falls_back(copy_of, monke
     good_package = copy_of("package")
     monkeypatch.setattr(tb, "package_model_dir", lambda name: good_package)
     monkeypatch.setitem(
-        TEXT_BACKBONES, NAME,
+        BACKBONES, "minilm",
         dataclasses.replace(ENTRY, sha256=sha256_of(good_package / "model.safetensors")),
     )
     other = write_tiny_bert(good_package.parent / "other", seed=1)
     with pytest.raises(CheckpointError, match=r"path=.*not the pinned"):
         find_text_model("minilm", path=other)
-    monkeypatch.setenv(ENTRY.env_var, str(other))
-    with pytest.raises(CheckpointError, match=rf"\${ENTRY.env_var}.*not the pinned"):
+    monkeypatch.setenv(META["env_var"], str(other))
+    with pytest.raises(CheckpointError, match=rf"\${META['env_var']}.*not the pinned"):
         find_text_model("minilm")
 
 
@@ -194,15 +196,15 @@ def test_path_beats_environment_beats_hub_beats_package(
     found = locate_text_model("minilm")
     assert (found.source, found.directory, found.sha256) == ("hub cache", snapshot, pinned_to_tiny)
     env = copy_of("env")
-    monkeypatch.setenv(ENTRY.env_var, str(env))
+    monkeypatch.setenv(META["env_var"], str(env))
     assert locate_text_model("minilm").directory == env
     explicit = copy_of("explicit")
     assert find_text_model("minilm", path=explicit) == explicit
 
 
 def test_environment_folder_that_does_not_exist_is_an_error(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv(ENTRY.env_var, str(tmp_path / "nowhere"))
-    with pytest.raises(CheckpointError, match=rf"\${ENTRY.env_var} .*nowhere.*does not exist"):
+    monkeypatch.setenv(META["env_var"], str(tmp_path / "nowhere"))
+    with pytest.raises(CheckpointError, match=rf"\${META['env_var']} .*nowhere.*does not exist"):
         find_text_model("minilm")
 
 
@@ -233,12 +235,11 @@ def test_corrupt_hub_copy_is_skipped_with_a_warning_when_the_package_verifies(
 def test_the_real_package_folder_is_found_by_find_spec(monkeypatch) -> None:
     monkeypatch.undo()  # the real package_model_dir
     if tb.package_model_dir("minilm") is None:
-        pytest.skip(f"{ENTRY.package} is not installed")
+        pytest.skip(f"{META['package']} is not installed")
     folder = tb.package_model_dir("minilm")
-    assert folder.parts[-2:] == (ENTRY.package_module, "model")
-    monkeypatch.setitem(
-        TEXT_BACKBONES, NAME, dataclasses.replace(ENTRY, package_module="no_such_module_x")
-    )
+    assert folder.parts[-2:] == (META["package_module"], "model")
+    other = dataclasses.replace(ENTRY, meta={**META, "package_module": "no_such_module_x"})
+    monkeypatch.setitem(BACKBONES, "minilm", other)
     assert tb.package_model_dir("minilm") is None
 
 
@@ -266,7 +267,7 @@ def test_download_only_when_allowed(copy_of, monkeypatch, pinned_to_tiny: str) -
     found = locate_text_model("minilm")
     assert found.source == "download" and found.sha256 == pinned_to_tiny
     [(repo_id, kwargs)] = calls
-    assert repo_id == NAME and kwargs["revision"] == ENTRY.revision
+    assert repo_id == NAME and kwargs["revision"] == META["revision"]
     assert "model.safetensors" in kwargs["allow_patterns"]
     assert not any(p.endswith((".bin", ".onnx", ".h5")) for p in kwargs["allow_patterns"])
     assert Path(kwargs["cache_dir"]) == hub_cache_dir()
@@ -287,7 +288,8 @@ def test_failed_download_says_how_to_work_offline(monkeypatch) -> None:
         raise OSError("network is unreachable")
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
-    with pytest.raises(CheckpointError, match=rf"unreachable.*{ENTRY.package}.*{ENTRY.env_var}"):
+    fixes = rf"unreachable.*{META['package']}.*{META['env_var']}"
+    with pytest.raises(CheckpointError, match=fixes):
         find_text_model("minilm", allow_download=True)
 
 
@@ -295,17 +297,23 @@ def test_failed_download_says_how_to_work_offline(monkeypatch) -> None:
 
 
 def test_loads_encoder_and_classifier_from_verified_files(tiny_dir: Path, pinned_to_tiny) -> None:
-    tokenizer, encoder = load_text_encoder("minilm", path=tiny_dir)
-    assert not encoder.training
+    loaded = load_backbone("minilm", path=tiny_dir)
+    assert isinstance(loaded, LoadedBackbone) and loaded.backbone is BACKBONES["minilm"]
+    tokenizer, encoder = loaded.tokenizer, loaded.model
+    assert not encoder.training and loaded.source_accuracy is None
+    assert loaded.provenance == {
+        "name": "minilm", "hub_id": NAME, "revision": META["revision"], "source": "path",
+        "directory": str(tiny_dir), "sha256": pinned_to_tiny,
+    }
     batch = tokenizer(["the cat sat", "a dog"], padding=True, return_tensors="pt")
     with torch.no_grad():
         hidden = encoder(**batch).last_hidden_state
     assert hidden.shape == (2, batch["input_ids"].shape[1], 16)
-    tokenizer, classifier = load_text_classifier("minilm", 3, path=tiny_dir)
+    classifier = load_backbone(NAME, num_labels=3, path=tiny_dir).model  # the alias works too
     with torch.no_grad():
         assert classifier(**batch).logits.shape == (2, 3)
     with pytest.raises(ValueError, match="num_labels=1"):
-        load_text_classifier("minilm", 1, path=tiny_dir)
+        load_backbone("minilm", num_labels=1, path=tiny_dir)
 
 
 def test_a_pickled_checkpoint_is_never_read(copy_of, pinned_to_tiny) -> None:
@@ -314,7 +322,7 @@ def test_a_pickled_checkpoint_is_never_read(copy_of, pinned_to_tiny) -> None:
 
     folder = copy_of("with-bin")
     (folder / "pytorch_model.bin").write_bytes(b"this would be unpickled")
-    _, encoder = load_text_encoder("minilm", path=folder)  # the verified safetensors file
+    encoder = load_backbone("minilm", path=folder).model  # the verified safetensors file
     assert encoder.config.hidden_size == 16
     only_pickle = copy_of("only-bin")
     torch.save(load_file(str(only_pickle / "model.safetensors")), only_pickle / "pytorch_model.bin")
@@ -325,18 +333,21 @@ def test_a_pickled_checkpoint_is_never_read(copy_of, pinned_to_tiny) -> None:
 
 def test_cli_and_doctor_report_where_the_model_is(copy_of, monkeypatch, capsys, pinned_to_tiny):
     from tlhelpers import doctor
-    from tlhelpers.__main__ import _text_backbones
+    from tlhelpers.__main__ import main as cli_main
 
-    _text_backbones()
+    def text_check() -> doctor.Check:
+        return doctor._backbones_check("text encoder", "text", "quick")
+
+    cli_main(["backbones"])
     assert "· minilm" in capsys.readouterr().out
-    check = doctor._text_model_check()
-    assert not check.ok and not check.required and ENTRY.package in check.fix
+    check = text_check()
+    assert not check.ok and not check.required and META["package"] in check.fix
     package = copy_of("package")
     monkeypatch.setattr(tb, "package_model_dir", lambda name: package)
-    _text_backbones()
+    cli_main(["backbones"])
     out = capsys.readouterr().out
     assert "✓ minilm" in out and f"package: {package}" in out
-    check = doctor._text_model_check()
+    check = text_check()
     assert check.ok and str(package) in check.detail
 
 
@@ -348,16 +359,20 @@ def test_real_minilm_from_the_package(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.undo()  # the real package and the real pin ...
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))  # ... but an empty hub cache
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv(ENTRY.env_var, raising=False)
+    monkeypatch.delenv(META["env_var"], raising=False)
     if tb.package_model_dir("minilm") is None:
-        pytest.skip(f"{ENTRY.package} is not installed (pip install -c constraints.txt "
-                    f"{ENTRY.package})")
+        pytest.skip(f"{META['package']} is not installed (pip install -c constraints.txt "
+                    f"{META['package']})")
     torch.set_num_threads(1)
     start = time.perf_counter()
     found = locate_text_model("minilm", allow_download=False)
     assert found.source == "package" and found.sha256 == ENTRY.sha256
     assert sha256_of(found.directory / "model.safetensors") == ENTRY.sha256
-    tokenizer, encoder = load_text_encoder("minilm", allow_download=False)
+    loaded = load_backbone("minilm", allow_download=False)
+    tokenizer, encoder = loaded.tokenizer, loaded.model
+    assert sum(p.numel() for p in encoder.parameters()) == ENTRY.num_params
+    assert encoder.config.hidden_size == ENTRY.feature_dim
+    assert encoder.config.num_hidden_layers == META["num_layers"]
     from tlhelpers.text import encode_texts
 
     sentences = [

@@ -8,12 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from tlhelpers.models import LoadedBackbone, load_backbone
 from tlhelpers.models.checkpoints import CheckpointError
-from tlhelpers.models.torchvision_backbones import (
-    TORCHVISION_DIR_ENV,
-    find_torchvision_weights,
-    load_torchvision_backbone,
-)
+from tlhelpers.models.torchvision_backbones import TORCHVISION_DIR_ENV, find_torchvision_weights
 
 torchvision = pytest.importorskip("torchvision")
 
@@ -47,20 +44,29 @@ def test_missing_weights_say_how_to_get_them() -> None:
     message = str(error.value)
     assert "ResNet18_Weights.IMAGENET1K_V1" in message and TORCHVISION_DIR_ENV in message
     assert "\n" not in message
+    assert TORCHVISION_DIR_ENV in error.value.fix and "ImageNet" in error.value.problem
 
 
 def test_unknown_name_lists_choices() -> None:
     with pytest.raises(ValueError, match="torchvision/resnet18"):
         find_torchvision_weights("torchvision/vgg99")
+    with pytest.raises(ValueError, match=r"'letters' is not a torchvision backbone"):
+        find_torchvision_weights("letters")
 
 
 def test_loads_from_an_explicit_path(tmp_path: Path) -> None:
     path = _write_weights(tmp_path)
-    model, provenance = load_torchvision_backbone(path=path)
+    loaded = load_backbone("torchvision/resnet18", path=path)
+    assert isinstance(loaded, LoadedBackbone) and loaded.tokenizer is None
+    assert loaded.backbone.kind == "torchvision" and loaded.source_accuracy is None
+    provenance = loaded.provenance
     assert provenance["sha256"].startswith(path.name.split("-")[1][:8])
+    assert provenance["path"] == str(path) and provenance["name"] == "torchvision/resnet18"
+    model = loaded.model
     assert not model.training
+    assert sum(p.numel() for p in model.parameters()) == loaded.backbone.num_params
     with torch.no_grad():
-        assert model(torch.zeros(2, 3, 64, 64)).shape == (2, 512)
+        assert model(torch.zeros(2, 3, 64, 64)).shape == (2, loaded.backbone.feature_dim)
 
 
 def test_resolves_environment_folder_then_hub_cache(tmp_path: Path, monkeypatch) -> None:
@@ -80,11 +86,33 @@ def test_resolves_environment_folder_then_hub_cache(tmp_path: Path, monkeypatch)
 def test_hash_in_the_name_is_checked(tmp_path: Path) -> None:
     path = _write_weights(tmp_path, name_hash="00000000")
     with pytest.raises(CheckpointError, match="promises 00000000"):
-        load_torchvision_backbone(path=path)
+        load_backbone("torchvision/resnet18", path=path)
 
 
 def test_wrong_architecture_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "not-resnet.pth"
     torch.save({"weight": torch.zeros(3)}, path)
     with pytest.raises(CheckpointError, match="does not hold resnet18 weights"):
-        load_torchvision_backbone(path=path)
+        load_backbone("torchvision/resnet18", path=path)
+
+
+def test_status_says_where_the_weights_are_and_how_to_get_them(tmp_path: Path, monkeypatch) -> None:
+    from dataclasses import replace
+
+    from tlhelpers.models import BACKBONES, backbone_status
+
+    state, detail, fix = backbone_status("torchvision/resnet18")
+    assert state == "warning" and "no ImageNet weights" in detail and TORCHVISION_DIR_ENV in fix
+    env_dir = tmp_path / "env"
+    env_dir.mkdir()
+    _write_weights(env_dir).rename(env_dir / "resnet18-f37072fd.pth")  # a hash its name lacks
+    monkeypatch.setenv(TORCHVISION_DIR_ENV, str(env_dir))
+    state, detail, fix = backbone_status("torchvision/resnet18")
+    assert state == "warning" and "promises f37072fd" in detail and "delete it" in fix
+    good = _write_weights(tmp_path)  # named by its own hash, as torchvision names its files
+    entry = BACKBONES["torchvision/resnet18"]
+    monkeypatch.setitem(BACKBONES, entry.name, replace(entry, meta={**entry.meta,
+                                                                     "filename": good.name}))
+    monkeypatch.setenv(TORCHVISION_DIR_ENV, str(tmp_path))
+    assert backbone_status("torchvision/resnet18") == ("ok", f"weights at {good} (sha256 matches "
+                                                       "its name)", "")

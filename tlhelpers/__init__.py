@@ -7,7 +7,8 @@ The modules follow the course's concepts:
 - :mod:`tlhelpers.data`: the offline image worlds, handwritten digits, domain shifts, the
   review corpus, few-shot splits and the in-memory batch loader;
 - :mod:`tlhelpers.models`: the course CNN, surgery (freezing, heads, parameter groups, eval
-  mode), checkpoints and the torchvision and Hugging Face backbones;
+  mode), and one backbone registry (``load_backbone``) over the course checkpoints and the
+  torchvision and Hugging Face backbones;
 - :mod:`tlhelpers.train`: one ``fit`` / ``evaluate`` loop for images and text;
 - :mod:`tlhelpers.features`: cached feature extraction and linear probes;
 - :mod:`tlhelpers.finetune`: fine-tuning strategies (layer transfer, discriminative learning

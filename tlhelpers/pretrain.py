@@ -23,13 +23,9 @@ import torch
 import tlhelpers
 from tlhelpers import _checks
 from tlhelpers.data import ImageSet, letters, rotation_task, textures
-from tlhelpers.models.checkpoints import (
-    BACKBONES,
-    CheckpointError,
-    checkpoint_paths,
-    save_checkpoint,
-)
+from tlhelpers.models.checkpoints import CheckpointError, checkpoint_paths, save_checkpoint
 from tlhelpers.models.cnn import SmallCNN
+from tlhelpers.models.registry import backbone_info
 from tlhelpers.settings import (
     Profile,
     full_profile_warning,
@@ -104,13 +100,8 @@ _SOURCES: dict[str, Callable[[Profile, int], tuple[ImageSet, ImageSet]]] = {
 
 
 def source_data(name: str, profile: str | Profile, *, seed: int = 0) -> tuple[ImageSet, ImageSet]:
-    """The ``(train, val)`` source world that backbone ``name`` is pretrained on."""
-    if name not in _SOURCES:
-        raise CheckpointError(
-            f"no pretraining recipe for {name!r}; valid names: "
-            f"{', '.join(repr(n) for n in _SOURCES)}."
-        )
-    return _SOURCES[name](get_profile(profile), seed)
+    """The ``(train, val)`` source world that course backbone ``name`` is pretrained on."""
+    return _SOURCES[backbone_info(name, kind="course").name](get_profile(profile), seed)
 
 
 def _versions() -> dict[str, str]:
@@ -146,7 +137,7 @@ def pretrain(
     profile: str | Profile = "quick",
     *,
     seed: int = 0,
-    device: str = "auto",
+    device: str | torch.device = "auto",
     progress: bool = True,
     save: bool = True,
     directory: Path | None = None,
@@ -155,17 +146,16 @@ def pretrain(
     """Pretrain backbone ``name`` on its source world and (by default) save the checkpoint.
 
     Args:
-        name: one of :func:`tlhelpers.models.list_backbones`.
+        name: a course backbone, one of ``tlhelpers.models.list_backbones("course")``.
         profile: "quick" or "full" (or a Profile); sizes, epochs and learning rate come from it.
         seed: seeds data order and initialisation; the source world uses its own fixed stream.
-        device: "auto", "cpu", "cuda" or "mps". The full profile without CUDA warns first (it
-            is sized for a GPU), as notebooks do.
+        device: "auto", "cpu", "cuda" or "mps", or a torch.device. The full profile without
+            CUDA warns first (it is sized for a GPU), as notebooks do.
         save: write ``<name>.safetensors`` and ``<name>.json`` under the checkpoints folder.
         directory: where to save instead of ``data_dir()/checkpoints/<profile>``.
         command: the command line recorded in the manifest.
     """
-    if name not in BACKBONES:
-        source_data(name, profile)  # raises the listing error
+    backbone_info(name, kind="course")  # an unknown name fails before any work
     prof = get_profile(profile)
     seed = _checks.seed("seed", seed)
     dev = pick_device(device)

@@ -1,6 +1,15 @@
-"""Models of the course and the surgery that transfer learning performs on them."""
+"""Models of the course, the backbone registry, and the surgery transfer learning performs."""
 
 from tlhelpers.models.cnn import SmallCNN
+from tlhelpers.models.registry import (
+    BACKBONES,
+    Backbone,
+    LoadedBackbone,
+    backbone_info,
+    backbone_status,
+    list_backbones,
+    load_backbone,
+)
 from tlhelpers.models.surgery import (
     ParameterSummary,
     StageParams,
@@ -18,14 +27,21 @@ from tlhelpers.models.surgery import (
 )
 
 __all__ = [
+    "BACKBONES",
+    "Backbone",
+    "LoadedBackbone",
     "ParameterSummary",
     "SmallCNN",
     "StageParams",
+    "backbone_info",
+    "backbone_status",
     "discriminative_lrs",
     "eval_mode",
     "freeze",
     "freeze_all_except",
     "grid_head",
+    "list_backbones",
+    "load_backbone",
     "param_groups",
     "replace_head",
     "set_bn_eval",

