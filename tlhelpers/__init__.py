@@ -9,13 +9,16 @@ The modules follow the course's concepts:
 - :mod:`tlhelpers.models`: the course CNN, surgery (freezing, heads, parameter groups, eval
   mode), and one backbone registry (``load_backbone``) over the course checkpoints and the
   torchvision and Hugging Face backbones;
-- :mod:`tlhelpers.train`: one ``fit`` / ``evaluate`` loop for images and text;
+- :mod:`tlhelpers.train`: one ``fit`` / ``evaluate`` loop for images and text, with
+  :mod:`tlhelpers.history` (``History``, ``EarlyStopping``) and :mod:`tlhelpers.evaluation`
+  (``evaluate``, ``predict``) re-exported;
 - :mod:`tlhelpers.features`: cached feature extraction and linear probes;
 - :mod:`tlhelpers.finetune`: fine-tuning strategies (layer transfer, discriminative learning
   rates, L2-SP);
 - :mod:`tlhelpers.transferability`: LogME, LEEP, NCE, H-score;
-- :mod:`tlhelpers.adapt`: domain adaptation (gradient reversal, DANN, CORAL, AdaBN, proxy
-  A-distance);
+- :mod:`tlhelpers.adapt`: domain adaptation (DANN, the domain adapter and its pair loader),
+  with :mod:`tlhelpers.alignment` (gradient reversal, CORAL, DANN's schedules) and
+  :mod:`tlhelpers.domain_gap` (AdaBN, proxy A-distance) re-exported;
 - :mod:`tlhelpers.text`: tokenising, pooling, text heads, question answering, sentence
   embeddings, layer-wise fine-tuning;
 - :mod:`tlhelpers.plots` (the course's plot types; :mod:`tlhelpers.plot_style` holds the figure

@@ -17,25 +17,33 @@ What is here, each in its simplest correct form, with the paper it follows:
 * :func:`coral_loss` (Sun & Saenko, 2016), :func:`adabn` (Li et al., 2016: re-estimate batch-norm
   statistics on the target), :func:`proxy_a_distance` (Ben-David et al., 2007/2010:
   2 (1 − 2 ε) with ε the test error of a linear domain classifier).
+
+The reversal layer, the schedules, the discriminator and CORAL live in :mod:`tlhelpers.alignment`;
+AdaBN, the proxy A-distance and ``features_of`` in :mod:`tlhelpers.domain_gap`. Every name is
+importable from here.
 """
 
 from __future__ import annotations
 
-import copy
-import math
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from tlhelpers import _checks
+from tlhelpers.alignment import (
+    GradientReversal,
+    coral_loss,
+    dann_lambda,
+    dann_lr_factor,
+    domain_discriminator,
+    grad_reverse,
+)
 from tlhelpers.data.imageset import ImageSet, to_float
-from tlhelpers.models.surgery import check_input_channels, eval_mode
+from tlhelpers.domain_gap import adabn, features_of, proxy_a_distance
 
 __all__ = [
     "ALIGNMENTS",
@@ -58,55 +66,6 @@ __all__ = [
 
 ALIGNMENTS = ("dann", "coral", "none")
 BATCHES = ("mixed", "separate")
-
-
-class _GradReverse(torch.autograd.Function):
-    """Identity in the forward pass; multiplies the incoming gradient by −λ going back."""
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, lambda_: float) -> torch.Tensor:
-        ctx.lambda_ = lambda_
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return -ctx.lambda_ * grad, None
-
-
-def grad_reverse(x: torch.Tensor, lambda_: float = 1.0) -> torch.Tensor:
-    """``x`` unchanged; its gradient is multiplied by ``-lambda_`` on the way back."""
-    lambda_ = _checks.finite("lambda_", lambda_, minimum=0, example=1.0)
-    return _GradReverse.apply(x, lambda_)
-
-
-class GradientReversal(nn.Module):
-    """The gradient reversal layer as a module; set ``lambda_`` as training goes on."""
-
-    def __init__(self, lambda_: float = 1.0) -> None:
-        super().__init__()
-        self.lambda_ = _checks.finite("lambda_", lambda_, minimum=0, example=1.0)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return grad_reverse(x, self.lambda_)
-
-    def extra_repr(self) -> str:
-        return f"lambda_={self.lambda_:.3g}"
-
-
-def _check_progress(progress: float) -> float:
-    if not isinstance(progress, (int, float)) or not 0 <= progress <= 1:
-        raise ValueError(f"progress={progress!r} must lie in [0, 1] (step / total_steps).")
-    return float(progress)
-
-
-def dann_lambda(progress: float, gamma: float = 10.0) -> float:
-    """DANN's domain-loss weight: 2 / (1 + exp(−γ p)) − 1, from 0 at p = 0 towards 1."""
-    return 2.0 / (1.0 + math.exp(-gamma * _check_progress(progress))) - 1.0
-
-
-def dann_lr_factor(progress: float, alpha: float = 10.0, beta: float = 0.75) -> float:
-    """DANN's learning-rate annealing factor 1 / (1 + α p)^β (1 at the start, 0.17 at the end)."""
-    return 1.0 / (1.0 + alpha * _check_progress(progress)) ** beta
 
 
 class DANNSchedule:
@@ -147,37 +106,6 @@ class DANNSchedule:
     def get_last_lr(self) -> list[float]:
         """Current learning rate of every parameter group."""
         return [group["lr"] for group in self.optimizer.param_groups]
-
-
-def domain_discriminator(in_features: int, hidden: int = 1024, layers: int = 2) -> nn.Sequential:
-    """An MLP that outputs one logit per example: > 0 means "target domain"."""
-    for name, value in (("in_features", in_features), ("hidden", hidden), ("layers", layers)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name}={value!r} must be a positive integer.")
-    blocks: list[nn.Module] = []
-    width = in_features
-    for _ in range(layers):
-        blocks += [nn.Linear(width, hidden), nn.ReLU(inplace=True)]
-        width = hidden
-    blocks.append(nn.Linear(width, 1))
-    return nn.Sequential(*blocks)
-
-
-def coral_loss(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Deep CORAL: ‖C_s − C_t‖²_F / (4 d²), C the (unbiased) feature covariances.
-
-    Shapes: source (n_s, d) and target (n_t, d) with n_s, n_t >= 2; returns a scalar.
-    """
-    if source.ndim != 2 or target.ndim != 2 or source.shape[1] != target.shape[1]:
-        raise ValueError(
-            f"coral_loss needs two (n, d) feature matrices with the same d; got "
-            f"{tuple(source.shape)} and {tuple(target.shape)}."
-        )
-    if len(source) < 2 or len(target) < 2:
-        raise ValueError("coral_loss needs at least 2 examples per domain for a covariance.")
-    d = source.shape[1]
-    diff = torch.cov(source.T) - torch.cov(target.T)
-    return (diff * diff).sum() / (4 * d * d)
 
 
 @dataclass(frozen=True)
@@ -367,124 +295,3 @@ class DomainPairLoader:
                 "target": to_float(self.target[cols]),
             }
             yield inputs, self.source.labels[rows]
-
-
-def _batch_norms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
-    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-
-
-@torch.no_grad()
-def adabn(
-    model: nn.Module,
-    images: torch.Tensor | ImageSet,
-    *,
-    batch_size: int = 256,
-    device: str | torch.device | None = None,
-) -> nn.Module:
-    """AdaBN: replace every batch-norm layer's running statistics by the target's.
-
-    Resets the running mean and variance, then averages the statistics of ``images`` (uint8 or
-    float, shape (N, C, H, W)) over full passes (cumulative average, ``momentum=None`` while it
-    runs). Weights and biases are untouched; the model is returned in eval mode. Arguments are
-    checked first, and if the passes fail the statistics are put back as they were.
-    """
-    norms = _batch_norms(model)
-    if not norms:
-        raise ValueError(f"{type(model).__name__} has no batch-norm layers; AdaBN needs them.")
-    batch_size = _checks.positive_int("batch_size", batch_size, example=256)
-    data = _check_adabn_images(model, images)
-    device = device or next(model.parameters()).device
-    saved = [(m.momentum, copy.deepcopy(m.state_dict())) for m in norms]
-    modes = [(m, m.training) for m in model.modules()]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None
-    model.train()
-    try:
-        for start in range(0, len(data), batch_size):
-            batch = data[start : start + batch_size]
-            batch = to_float(batch) if batch.dtype == torch.uint8 else batch
-            model(batch.to(device))
-    except BaseException:
-        for m, (_, state) in zip(norms, saved, strict=True):
-            m.load_state_dict(state)
-        for module, training in modes:
-            module.training = training
-        raise
-    finally:
-        for m, (momentum, _) in zip(norms, saved, strict=True):
-            m.momentum = momentum
-    return model.eval()
-
-
-def _check_adabn_images(model: nn.Module, images: torch.Tensor | ImageSet) -> torch.Tensor:
-    """The image tensor, checked against the model's first convolution or batch norm."""
-    data = images.images if isinstance(images, ImageSet) else images
-    if not isinstance(data, torch.Tensor) or data.ndim != 4:
-        shape = tuple(data.shape) if isinstance(data, torch.Tensor) else type(data).__name__
-        raise ValueError(
-            f"images must be an ImageSet or an (N, C, H, W) tensor of unlabelled target images; "
-            f"got {shape}."
-        )
-    if len(data) == 0:
-        raise ValueError("images is empty; pass the unlabelled target images.")
-    if data.is_floating_point() and not torch.isfinite(data).all():
-        raise ValueError("images hold NaN or infinite values; pass finite target images.")
-    check_input_channels(model, data, "images")
-    return data
-
-
-def proxy_a_distance(
-    source_features: torch.Tensor | np.ndarray,
-    target_features: torch.Tensor | np.ndarray,
-    *,
-    seed: int = 0,
-    C: float = 1.0,
-) -> float:
-    """Proxy A-distance 2 (1 − 2 ε): ε is the held-out error of a linear domain classifier.
-
-    Equal numbers of source and target rows are used (the larger set is subsampled), features
-    are standardised, and a logistic regression is trained on a random half and tested on the
-    other. 0: the domains are indistinguishable (ε = 0.5); 2: perfectly separable. Values below
-    0 (ε > 0.5, chance fluctuations) are reported as they are.
-    """
-    from sklearn.linear_model import LogisticRegression  # slow import, used here only
-
-    xs, xt = (np.asarray(f, dtype=np.float64) for f in (source_features, target_features))
-    if xs.ndim != 2 or xt.ndim != 2 or xs.shape[1] != xt.shape[1]:
-        raise ValueError(
-            f"proxy_a_distance needs two (n, d) feature matrices with the same d; got "
-            f"{xs.shape} and {xt.shape}."
-        )
-    n = min(len(xs), len(xt))
-    if n < 10:
-        raise ValueError(f"proxy_a_distance needs at least 10 rows per domain; got {n}.")
-    rng = np.random.default_rng(seed)
-    xs, xt = xs[rng.permutation(len(xs))[:n]], xt[rng.permutation(len(xt))[:n]]
-    x = np.concatenate([xs, xt])
-    y = np.concatenate([np.zeros(n), np.ones(n)])
-    x = (x - x.mean(0)) / (x.std(0) + 1e-8)
-    order = rng.permutation(2 * n)
-    train, test = order[:n], order[n:]
-    clf = LogisticRegression(C=C, max_iter=2000).fit(x[train], y[train])
-    error = 1.0 - clf.score(x[test], y[test])
-    return 2.0 * (1.0 - 2.0 * error)
-
-
-def features_of(
-    model: nn.Module, images: torch.Tensor | ImageSet, *, upto: str = "pool", batch_size: int = 512
-) -> torch.Tensor:
-    """Features of ``images`` (uint8 or float) at stage ``upto``, in eval mode without gradients.
-
-    Afterwards every module is back in its own train/eval mode (see
-    :func:`tlhelpers.models.eval_mode`).
-    """
-    data = images.images if isinstance(images, ImageSet) else images
-    out: list[torch.Tensor] = []
-    with eval_mode(model), torch.no_grad():
-        for start in range(0, len(data), batch_size):
-            batch = data[start : start + batch_size]
-            batch = to_float(batch) if batch.dtype == torch.uint8 else batch
-            out.append(model.forward_features(batch, upto=upto).flatten(1))
-    return torch.cat(out)
-

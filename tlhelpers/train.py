@@ -14,386 +14,43 @@ tensor (passed as ``model(inputs)``) or a dict of tensors (passed as ``model(**i
 models expect). A model may return logits or an object with a ``.logits`` attribute and,
 optionally, an ``.aux_loss`` scalar that is added to the loss (as
 :class:`tlhelpers.adapt.DomainAdapter`'s output carries its alignment loss).
+
+:class:`History` and :class:`EarlyStopping` live in :mod:`tlhelpers.history`, :func:`evaluate`,
+:func:`predict` and :class:`Evaluation` in :mod:`tlhelpers.evaluation`; all are importable from
+here.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
 from tlhelpers import _checks
-from tlhelpers.models.surgery import eval_mode
+from tlhelpers._batches import (
+    _CHANNELS_LAST_DEVICES,
+    _check_class_targets,
+    _check_loader,
+    _forward,
+    _loss,
+    _memory_format,
+    _move,
+    _no_batches,
+    _Running,
+    _split,
+)
+from tlhelpers.evaluation import Evaluation, _run_eval, evaluate, predict
+from tlhelpers.history import EarlyStopping, History
 from tlhelpers.settings import pick_device, tune_cpu_allocator
 
 __all__ = ["EarlyStopping", "Evaluation", "History", "evaluate", "fit", "predict"]
-
-Inputs = torch.Tensor | Mapping[str, torch.Tensor]
-_CHANNELS_LAST_DEVICES = ("cpu", "cuda")  # where channels-last convolutions are fast
-
-
-@dataclass
-class History:
-    """What :func:`fit` measured, one list entry per epoch (the last may be partial).
-
-    ``train_loss`` and ``train_acc`` are averages over the epoch's training batches, weighted by
-    batch size and taken while the weights were still changing (not a re-evaluation at the end).
-    Accuracies are fractions in [0, 1] (NaN when outputs are not class scores). ``val_*`` stay
-    empty without a validation loader. ``lr`` is the first parameter group's learning rate at the
-    epoch's last step; ``seconds`` is the epoch's wall-clock time, validation included.
-    """
-
-    train_loss: list[float] = field(default_factory=list)
-    train_acc: list[float] = field(default_factory=list)
-    val_loss: list[float] = field(default_factory=list)
-    val_acc: list[float] = field(default_factory=list)
-    lr: list[float] = field(default_factory=list)
-    seconds: list[float] = field(default_factory=list)
-    steps: int = 0  # optimiser steps taken in total
-    best_epoch: int | None = None  # list index: early stopping's best, else lowest val_loss
-    stopped_early: bool = False
-
-    @property
-    def epochs(self) -> int:
-        """Epochs recorded (a partial last epoch counts)."""
-        return len(self.train_loss)
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain lists and numbers, ready for JSON or a DataFrame."""
-        return asdict(self)
-
-    def summary(self) -> str:
-        """One line: epochs, steps, time and the last epoch's numbers."""
-        if not self.epochs:
-            return "History: nothing trained yet"
-        parts = [
-            f"{self.epochs} epochs, {self.steps} steps, {sum(self.seconds):.1f} s",
-            f"train loss {self.train_loss[-1]:.4f} acc {self.train_acc[-1]:.3f}",
-        ]
-        if self.val_loss:
-            parts.append(f"val loss {self.val_loss[-1]:.4f} acc {self.val_acc[-1]:.3f}")
-        if self.best_epoch is not None:
-            stop = ", stopped early" if self.stopped_early else ""
-            parts.append(f"best epoch {self.best_epoch + 1} (1-based){stop}")
-        return " | ".join(parts)
-
-    def __str__(self) -> str:
-        return self.summary()
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """Mean loss and accuracy (fraction in [0, 1]) over ``n`` examples."""
-
-    loss: float
-    accuracy: float
-    n: int
-
-    def __str__(self) -> str:
-        return f"loss {self.loss:.4f}, accuracy {self.accuracy:.4f} (n={self.n:,})"
-
-
-class EarlyStopping:
-    """Stop :func:`fit` when the validation metric has not improved for ``patience`` epochs.
-
-    An epoch improves on the best so far when ``val_loss < best - min_delta`` (or
-    ``val_acc > best + min_delta``). With ``restore_best`` the best epoch's weights (a copy of
-    the state dict) are loaded back when training ends, whether it stopped early or not.
-    ``fit`` resets the object at its start, so one instance can serve several runs.
-
-    Args:
-        patience: epochs without improvement before stopping (at least 1).
-        monitor: "val_loss" (lower is better) or "val_acc" (higher is better).
-        min_delta: smallest change that counts as an improvement.
-        restore_best: load the best weights back at the end.
-    """
-
-    MONITORS = ("val_loss", "val_acc")
-
-    def __init__(
-        self,
-        patience: int,
-        *,
-        monitor: str = "val_loss",
-        min_delta: float = 0.0,
-        restore_best: bool = True,
-    ) -> None:
-        self.patience = _checks.positive_int("patience", patience, example=3)
-        self.monitor = _checks.one_of("monitor", monitor, self.MONITORS)
-        self.min_delta = _checks.finite("min_delta", min_delta, minimum=0, example=1e-3)
-        self.restore_best = restore_best
-        self.reset()
-
-    def __repr__(self) -> str:
-        return (
-            f"EarlyStopping(patience={self.patience}, monitor={self.monitor!r}, "
-            f"min_delta={self.min_delta}, restore_best={self.restore_best})"
-        )
-
-    def reset(self) -> None:
-        """Forget previous runs."""
-        self.best: float | None = None
-        self.best_epoch: int | None = None
-        self.best_state: dict[str, torch.Tensor] | None = None
-        self.bad_epochs = 0
-
-    def step(self, value: float, model: nn.Module, epoch: int) -> bool:
-        """Record one epoch's metric; return True when training should stop."""
-        if self.monitor == "val_loss":
-            better = self.best is None or value < self.best - self.min_delta
-        else:
-            better = self.best is None or value > self.best + self.min_delta
-        if better and not math.isnan(value):
-            self.best, self.best_epoch, self.bad_epochs = value, epoch, 0
-            if self.restore_best:
-                self.best_state = copy.deepcopy(model.state_dict())
-        else:
-            self.bad_epochs += 1
-        return self.bad_epochs >= self.patience
-
-    def restore(self, model: nn.Module) -> None:
-        """Load the best weights back into ``model`` (in place) if they were kept."""
-        if self.best_state is not None:
-            model.load_state_dict(self.best_state)
-
-
-# ---------------------------------------------------------------- small helpers
-
-
-def _check_loader(argument: str, loader: Iterable) -> int:
-    try:
-        n = len(loader)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(
-            f"{argument} of type {type(loader).__name__} has no len(); pass a "
-            "torch.utils.data.DataLoader or the course's TensorLoader."
-        ) from None
-    if n == 0:
-        raise ValueError(
-            f"{argument} is empty (len {n}); check the dataset size and batch_size "
-            "(drop_last=True with fewer examples than one batch yields no batch)."
-        )
-    return n
-
-
-def _split(batch: Any) -> tuple[Inputs, torch.Tensor]:
-    if isinstance(batch, (tuple, list)) and len(batch) == 2:
-        return batch[0], batch[1]
-    raise TypeError(
-        f"a batch must be a pair (inputs, targets); got {type(batch).__name__}"
-        f"{' of length ' + str(len(batch)) if isinstance(batch, (tuple, list)) else ''}. "
-        "Make the loader yield (inputs, targets)."
-    )
-
-
-def _move(x: Inputs, device: torch.device, channels_last: bool) -> Inputs:
-    if isinstance(x, torch.Tensor):
-        x = x.to(device, non_blocking=True)
-        if channels_last and x.ndim == 4:
-            x = x.contiguous(memory_format=torch.channels_last)  # (B, C, H, W), NHWC in memory
-        return x
-    if isinstance(x, Mapping):
-        return {k: v.to(device, non_blocking=True) for k, v in x.items()}
-    raise TypeError(
-        f"batch inputs of type {type(x).__name__} are not supported; valid: a Tensor or a dict "
-        "of Tensors (passed to the model as keyword arguments)."
-    )
-
-
-def _forward(model: nn.Module, x: Inputs) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The model's logits and, if its output carries one, its ``aux_loss`` (else None)."""
-    out = model(**x) if isinstance(x, Mapping) else model(x)
-    if isinstance(out, torch.Tensor):
-        return out, None  # (B, num_classes)
-    return out.logits, getattr(out, "aux_loss", None)
-
-
-def _loss(
-    loss_fn: Callable, logits: torch.Tensor, targets: torch.Tensor, aux_loss: torch.Tensor | None
-) -> torch.Tensor:
-    """``loss_fn(logits, targets)``, plus the model's auxiliary loss when it has one."""
-    loss = loss_fn(logits, targets)
-    return loss if aux_loss is None else loss + aux_loss
-
-
-def _correct(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor | None:
-    """Number of correct argmax predictions, or None when outputs are not class scores."""
-    if targets.is_floating_point() or logits.ndim < 2 or logits.shape[:-1] != targets.shape:
-        return None
-    return (logits.argmax(dim=-1) == targets).sum()
-
-
-def _uses_channels_last(model: nn.Module) -> bool:
-    return any(
-        p.ndim == 4 and p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
-        for p in model.parameters()
-    )
-
-
-@contextlib.contextmanager
-def _memory_format(model: nn.Module, channels_last: bool) -> Iterator[bool]:
-    """Channels-last weights inside the block (if asked); the model's own format afterwards.
-
-    Yields whether 4-D inputs should be made channels-last too. Giving the original format back
-    keeps ``weight.view(...)`` and safetensors (which need contiguous tensors) working.
-    """
-    if not channels_last or _uses_channels_last(model):
-        yield channels_last
-        return
-    model.to(memory_format=torch.channels_last)
-    try:
-        yield True
-    finally:
-        model.to(memory_format=torch.contiguous_format)
-
-
-class _Running:
-    """Sums of loss, correct predictions and counts, kept on the device to avoid syncs."""
-
-    def __init__(self) -> None:
-        self.loss: torch.Tensor | float = 0.0
-        self.correct: torch.Tensor | int = 0
-        self.n = 0  # examples (first dimension of targets)
-        self.n_acc = 0  # predictions scored for accuracy
-
-    def add(self, loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:
-        batch = targets.shape[0]
-        self.loss = self.loss + loss.detach().float() * batch
-        self.n += batch
-        correct = _correct(logits.detach(), targets)
-        if correct is not None:
-            self.correct = self.correct + correct
-            self.n_acc += targets.numel()
-
-    def mean_loss(self) -> float:
-        return float(self.loss) / max(self.n, 1)
-
-    def accuracy(self) -> float:
-        return float(self.correct) / self.n_acc if self.n_acc else math.nan
-
-
-def _check_class_targets(logits: torch.Tensor, targets: torch.Tensor) -> None:
-    """For cross-entropy: integer targets of shape logits.shape[:-1] with values in range.
-
-    The value range is only checked for targets still on the CPU (no device sync).
-    """
-    if targets.is_floating_point() or targets.dtype == torch.bool:
-        return  # class probabilities (or a loss that is not cross-entropy's business)
-    classes = logits.shape[-1]
-    if targets.shape != logits.shape[:-1]:
-        hint = " Use targets.squeeze(1)." if targets.shape == (*logits.shape[:-1], 1) else ""
-        raise ValueError(
-            f"targets of shape {tuple(targets.shape)} do not fit logits of shape "
-            f"{tuple(logits.shape)}: cross-entropy wants one class index per example, shape "
-            f"{tuple(logits.shape[:-1])}.{hint}"
-        )
-    if targets.device.type == "cpu" and targets.numel():
-        low, high = int(targets.min()), int(targets.max())
-        if low < 0 or high >= classes:
-            bad = low if low < 0 else high
-            raise ValueError(
-                f"target label {bad} is out of range for a model with {classes} outputs; labels "
-                f"must lie in range(0, {classes}). Give the model {high + 1} outputs "
-                "(replace_head) or fix the labels."
-            )
-
-
-def _no_batches(argument: str, n: int, epoch: int | None = None) -> ValueError:
-    when = f" in epoch {epoch + 1}" if epoch is not None else ""
-    return ValueError(
-        f"{argument} yielded no batches{when}, though len() says {n}. A generator or iterator "
-        "is used up after one pass: pass a list, a DataLoader or the course's TensorLoader."
-    )
-
-
-def _run_eval(
-    model: nn.Module,
-    loader: Iterable,
-    device: torch.device,
-    loss_fn: Callable | None,
-    channels_last: bool,
-    argument: str = "loader",
-) -> _Running:
-    running = _Running()
-    with eval_mode(model), torch.inference_mode():
-        for batch in loader:
-            x, y_in = _split(batch)
-            x, y = _move(x, device, channels_last), y_in.to(device, non_blocking=True)
-            logits, aux_loss = _forward(model, x)
-            if loss_fn is None:
-                _check_class_targets(logits, y_in)
-            running.add(_loss(loss_fn or F.cross_entropy, logits, y, aux_loss), logits, y)
-    if running.n == 0:
-        raise _no_batches(argument, len(loader))  # type: ignore[arg-type]
-    return running
-
-
-# ---------------------------------------------------------------- public API
-
-
-def evaluate(
-    model: nn.Module,
-    loader: Iterable,
-    *,
-    device: str | torch.device = "auto",
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-) -> Evaluation:
-    """Mean loss and accuracy of ``model`` on ``loader``, in eval mode without gradients.
-
-    Moves the model to ``device`` and, on CPU and CUDA, runs it in channels-last memory format
-    (given back afterwards). Afterwards every module's train/eval mode is what it was before (so
-    batch-norm layers put in eval by :func:`~tlhelpers.models.set_bn_eval` stay so).
-
-    Args:
-        model: the network.
-        loader: yields ``(inputs, targets)``.
-        device: "auto", "cpu", "cuda" or "mps" (see :func:`tlhelpers.settings.pick_device`).
-        loss_fn: mean-reduced loss; default cross-entropy.
-
-    Returns:
-        :class:`Evaluation` with the example-weighted mean loss, accuracy in [0, 1] and ``n``.
-    """
-    _check_loader("loader", loader)
-    dev = pick_device(device)
-    model.to(dev)
-    with _memory_format(model, dev.type in _CHANNELS_LAST_DEVICES) as channels_last:
-        running = _run_eval(model, loader, dev, loss_fn, channels_last)
-    return Evaluation(loss=running.mean_loss(), accuracy=running.accuracy(), n=running.n)
-
-
-def predict(
-    model: nn.Module, loader: Iterable, *, device: str | torch.device = "auto"
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """All logits and targets of ``loader``, on the CPU, in loader order.
-
-    Runs in eval mode under ``torch.inference_mode()`` and restores every module's mode.
-
-    Shapes:
-        returns logits (N, num_classes) and targets (N,).
-    """
-    _check_loader("loader", loader)
-    dev = pick_device(device)
-    model.to(dev)
-    logits, targets = [], []
-    with (
-        _memory_format(model, dev.type in _CHANNELS_LAST_DEVICES) as channels_last,
-        eval_mode(model),
-        torch.inference_mode(),
-    ):
-        for batch in loader:
-            x, y = _split(batch)
-            logits.append(_forward(model, _move(x, dev, channels_last))[0].float().cpu())
-            targets.append(y.cpu())
-    return torch.cat(logits), torch.cat(targets)  # (N, num_classes), (N,)
 
 
 def fit(
