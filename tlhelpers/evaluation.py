@@ -33,14 +33,14 @@ __all__ = ["Evaluation", "evaluate", "predict"]
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Mean loss and accuracy (fraction in [0, 1]) over ``n`` examples."""
+    """Mean loss and accuracy in percent (0–100) over ``n`` examples."""
 
     loss: float
     accuracy: float
     n: int
 
     def __str__(self) -> str:
-        return f"loss {self.loss:.4f}, accuracy {self.accuracy:.4f} (n={self.n:,})"
+        return f"loss {self.loss:.4f}, accuracy {self.accuracy:.2f}% (n={self.n:,})"
 
 
 def _run_eval(
@@ -85,7 +85,8 @@ def evaluate(
         loss_fn: mean-reduced loss; default cross-entropy.
 
     Returns:
-        :class:`Evaluation` with the example-weighted mean loss, accuracy in [0, 1] and ``n``.
+        :class:`Evaluation` with the example-weighted mean loss, the accuracy in percent
+        (0–100) and ``n``.
     """
     _check_loader("loader", loader)
     dev = pick_device(device)
