@@ -115,10 +115,10 @@ def main() -> None:
           f"batch {args.batch_size}, {args.repeats} repeats")
     print(f"naive : {1000 * statistics.median(naive_s) / args.epochs:8.1f} ms/epoch "
           f"(range {1000 * min(naive_s) / args.epochs:.1f}–{1000 * max(naive_s) / args.epochs:.1f})"
-          f", test accuracy {100 * naive_acc:.1f}%")
+          f", test accuracy {naive_acc:.1f}%")
     print(f"cached: {1000 * statistics.median(cached_s) / args.epochs:8.1f} ms/epoch "
           f"(range {1000 * min(cached_s) / args.epochs:.1f}–"
-          f"{1000 * max(cached_s) / args.epochs:.1f}), test accuracy {100 * cached_acc:.1f}%")
+          f"{1000 * max(cached_s) / args.epochs:.1f}), test accuracy {cached_acc:.1f}%")
     print(f"one extraction pass: {1000 * extract:.0f} ms (median)")
     print(f"speed-up per epoch {per_epoch:.1f}×; for {args.epochs} epochs including one "
           f"extraction {total:.1f}×")

@@ -18,7 +18,7 @@ from tlhelpers.models.checkpoints import (
     save_checkpoint,
     verify_checkpoint,
 )
-from tlhelpers.pretrain import pretrain
+from tlhelpers.pretrain import _fraction, pretrain
 from tlhelpers.settings import QUICK, repo_root
 
 
@@ -114,13 +114,25 @@ def test_pretrain_writes_a_loadable_checkpoint(tmp_path: Path, monkeypatch) -> N
     )
     result = pretrain("letters-rotation", tiny, progress=False, directory=tmp_path / "ckpt")
     assert result.paths is not None
-    assert 0.0 <= result.val_accuracy <= 1.0
+    assert 0.0 <= result.val_accuracy <= 100.0  # percent
     model, manifest = load_checkpoint(
         "letters-rotation", profile="quick", directory=tmp_path / "ckpt"
     )
     assert model.head.out_features == 4
     assert manifest["train_images"] == 260 and manifest["epochs"] == 1
     assert len(manifest["metrics"]["history"]["train_loss"]) == 1
+    metrics = manifest["metrics"]  # the file keeps fractions, exactly the ones measured
+    assert 100 * metrics["val_accuracy"] == result.val_accuracy
+    assert [100 * a for a in metrics["history"]["train_acc"]] == result.history.train_acc
+
+
+def test_manifest_fractions_are_the_measured_ones_bit_for_bit() -> None:
+    for k, n in ((1, 3), (2, 3), (4, 6), (17, 52), (0, 52), (52, 52)):
+        percent = 100 * (k / n)  # what fit records
+        assert _fraction(percent, n) == k / n
+    assert (100 * (1 / 3)) / 100 != 1 / 3  # why dividing by 100 would not do
+    with pytest.raises(ValueError, match="whole number"):
+        _fraction(50.1, 52)
 
 
 def test_cli_lists_backbones_and_rejects_unknown_names(capsys) -> None:

@@ -162,6 +162,16 @@ def test_probe_separates_separable_data() -> None:
     assert probe_accuracy(x, y, x_test, y_test) > 99
 
 
+def test_probe_score_is_a_fraction_and_accuracy_a_percent() -> None:
+    x, y = _blobs(30, 4, separation=0.8)
+    x_test, y_test = _blobs(30, 5, separation=0.8)
+    probe = linear_probe(x, y)
+    fraction = probe.score(x_test, y_test)  # scikit-learn's convention
+    assert 0 < fraction <= 1
+    assert probe.accuracy(x_test, y_test) == 100 * fraction
+    assert probe_accuracy(x, y, x_test, y_test) == 100 * fraction
+
+
 def test_probe_at_chance_on_shuffled_labels() -> None:
     x, y = _blobs(100, 1, separation=4.0)
     rng = np.random.default_rng(0)

@@ -42,9 +42,9 @@ class History:
 def _history(val: bool = True) -> History:
     return History(
         train_loss=[2.0, 1.2, 0.8],
-        train_acc=[0.3, 0.6, 0.8],
+        train_acc=[30.0, 60.0, 80.0],  # percent, as tlhelpers.train.History records them
         val_loss=[2.1, 1.4, 1.0] if val else [],
-        val_acc=[0.25, 0.55, 0.7] if val else [],
+        val_acc=[25.0, 55.0, 70.0] if val else [],
     )
 
 
@@ -166,7 +166,7 @@ import sys
 import matplotlib.pyplot as plt
 from tlhelpers.plots import course_style, plot_learning_curves, save_figure
 class H:
-    train_loss = [2.0, 1.0]; train_acc = [0.4, 0.8]; val_loss = [2.2, 1.3]; val_acc = [0.3, 0.7]
+    train_loss = [2.0, 1.0]; train_acc = [40.0, 80.0]; val_loss = [2.2, 1.3]; val_acc = [30.0, 70.0]
 ax = plot_learning_curves({"pretrained": H(), "scratch": H()}, metric="loss")
 save_figure("01-determinism", ax.figure, directory=sys.argv[1])
 """
@@ -221,7 +221,7 @@ def test_learning_curves_for_several_runs() -> None:
     assert ax.get_title()
     line = ax.get_lines()[0]
     assert list(line.get_xdata()) == [1, 2, 3]
-    assert np.allclose(line.get_ydata(), [30, 60, 80])  # fractions shown as percent
+    assert list(line.get_ydata()) == [30, 60, 80]  # percent, plotted as given
 
 
 def test_learning_curves_single_history_loss() -> None:
@@ -232,10 +232,10 @@ def test_learning_curves_single_history_loss() -> None:
     assert np.allclose(ax.get_lines()[1].get_ydata(), [2.1, 1.4, 1.0])
 
 
-def test_learning_curves_percent_values_stay() -> None:
-    history = History([1.0, 0.5], [40.0, 80.0], [], [])
+def test_learning_curves_small_percentages_stay() -> None:
+    history = History([1.0, 0.5], [0.4, 0.8], [], [])  # below 1 %: not mistaken for fractions
     ax = plot_learning_curves(history)
-    assert np.allclose(ax.get_lines()[0].get_ydata(), [40, 80])
+    assert list(ax.get_lines()[0].get_ydata()) == [0.4, 0.8]
     assert _legend(ax) == []  # one series needs no legend
 
 

@@ -208,7 +208,7 @@ def test_classifier_trains_with_fit(tokenizer, encoder) -> None:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     history = fit(model, loader, loader, optimizer=optimizer, epochs=3, device="cpu",
                   progress=False)
-    assert history.steps == 6 and 0 <= history.val_acc[-1] <= 1
+    assert history.steps == 6 and 0 <= history.val_acc[-1] <= 100
     assert history.train_loss[-1] < history.train_loss[0]
     assert not torch.equal(before, model.head.weight)
 
@@ -316,7 +316,7 @@ def test_qa_trains_with_fit(tokenizer, encoder) -> None:
     history = fit(model, loader, optimizer=optimizer, epochs=5, loss_fn=span_loss,
                   device="cpu", progress=False)
     assert history.train_loss[-1] < history.train_loss[0]
-    assert 0 <= history.train_acc[-1] <= 1  # share of start/end positions hit exactly
+    assert 0 <= history.train_acc[-1] <= 100  # percentage of start/end positions hit exactly
 
 
 # --- frozen sentence features ------------------------------------------------------------------

@@ -9,8 +9,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from tlhelpers.data import ImageSet
 from tlhelpers.models import SmallCNN, freeze, set_bn_eval
-from tlhelpers.train import EarlyStopping, History, evaluate, fit, predict
+from tlhelpers.train import EarlyStopping, History, accuracy, evaluate, fit, predict
 
 
 class TinyLoader:
@@ -50,12 +51,12 @@ def test_fit_learns_and_records_history() -> None:
     model = mlp()
     history = make_fit(model, TinyLoader(x, y, 16), TinyLoader(x, y, 32), epochs=4)
     assert history.train_loss[-1] < 0.5 * history.train_loss[0]
-    assert history.val_acc[-1] > 0.9
+    assert history.val_acc[-1] > 90  # percent
     for values in (history.train_loss, history.train_acc, history.val_loss, history.val_acc):
         assert len(values) == 4
     assert len(history.lr) == len(history.seconds) == history.epochs == 4
     assert history.steps == 4 * 6
-    assert all(0.0 <= a <= 1.0 for a in history.train_acc + history.val_acc)
+    assert all(0.0 <= a <= 100.0 for a in history.train_acc + history.val_acc)
     assert history.best_epoch == min(range(4), key=history.val_loss.__getitem__)
     assert not history.stopped_early
     assert set(history.as_dict()) >= {"train_loss", "val_acc", "lr", "seconds", "steps"}
@@ -125,24 +126,39 @@ def test_early_stopping_stops_and_restores_best_weights() -> None:
 def test_early_stopping_on_accuracy_without_restore() -> None:
     x, y = blobs()
     model = mlp()
-    stopper = EarlyStopping(patience=1, monitor="val_acc", min_delta=0.5, restore_best=False)
+    stopper = EarlyStopping(patience=1, monitor="val_acc", min_delta=50.0, restore_best=False)
     history = make_fit(
         model, TinyLoader(x, y, 16), TinyLoader(x, y, 96), epochs=10, early_stopping=stopper
     )
     assert history.stopped_early and history.epochs == 2 and history.best_epoch == 0
     assert stopper.best_state is None
+    assert stopper.best == history.val_acc[0]  # in percent, as the history records it
+
+
+def test_early_stopping_on_accuracy_decides_as_the_fraction_rule_did() -> None:
+    # 4 then 14 correct of 500: exactly min_delta better, where 100 × values round the other way
+    model = mlp()
+    before, after = 4 / 500, 14 / 500
+    assert (after > before + 0.02) != (100 * after > 100 * before + 2.0)
+    stopper = EarlyStopping(patience=1, monitor="val_acc", min_delta=2.0)
+    assert not stopper._step_fraction(100 * before, before, model, 0)
+    stops = stopper._step_fraction(100 * after, after, model, 1)
+    assert stops == (not after > before + 0.02) and stopper.best == 100 * before
+    public = EarlyStopping(patience=1, monitor="val_acc", min_delta=2.0)
+    assert not public.step(40.0, model, 0) and not public.step(42.5, model, 1)
+    assert public.step(44.0, model, 2) and public.best == 42.5  # points, not fractions
 
 
 def test_evaluate_matches_hand_computation_and_restores_mode() -> None:
     x, y = blobs(50)
     model = mlp()
     logits = model(x)
-    expected_acc = (logits.argmax(1) == y).float().mean().item()
+    correct = int((logits.argmax(1) == y).sum())
     expected_loss = nn.functional.cross_entropy(logits, y).item()
     model.train()
     result = evaluate(model, TinyLoader(x, y, 16), device="cpu")
     assert result.n == 50
-    assert result.accuracy == pytest.approx(expected_acc)
+    assert result.accuracy == 100 * (correct / 50)  # percent, bit for bit as 100 * fraction
     assert result.loss == pytest.approx(expected_loss, rel=1e-5)
     assert model.training
     model.eval()
@@ -152,6 +168,18 @@ def test_evaluate_matches_hand_computation_and_restores_mode() -> None:
     logits_all, targets = predict(model, TinyLoader(x, y, 16), device="cpu")
     assert logits_all.shape == (50, 3) and torch.equal(targets, y)
     assert torch.allclose(logits_all, logits.detach(), atol=1e-6)
+
+
+def test_accuracy_on_an_image_set_is_evaluate_over_its_unshuffled_loader() -> None:
+    torch.manual_seed(0)
+    model = SmallCNN(3, widths=(4, 4, 8, 8))
+    images = ImageSet(torch.randint(0, 256, (23, 3, 32, 32), dtype=torch.uint8),
+                      torch.arange(23) % 3, ("a", "b", "c"), "tiny")
+    expected = evaluate(model, images.loader(500, shuffle=False), device="cpu").accuracy
+    assert accuracy(model, images, device="cpu") == expected
+    assert accuracy(model, images, device="cpu", batch_size=4) == pytest.approx(expected)
+    with pytest.raises(TypeError, match=r"ImageSet.*got TinyLoader.*evaluate"):
+        accuracy(model, TinyLoader(torch.randn(4, 3, 32, 32), torch.arange(4) % 3, 2))
 
 
 def test_evaluate_keeps_batch_norm_put_in_eval_by_hand() -> None:

@@ -76,7 +76,7 @@ def _pretrain(args: argparse.Namespace) -> int:
         command=command,
     )
     print(
-        f"{args.name} ({args.profile}): source val accuracy {100 * result.val_accuracy:.1f}% "
+        f"{args.name} ({args.profile}): source val accuracy {result.val_accuracy:.1f}% "
         f"in {result.seconds:.1f} s"
     )
     if result.paths:

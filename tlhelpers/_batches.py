@@ -128,8 +128,13 @@ class _Running:
     def mean_loss(self) -> float:
         return float(self.loss) / max(self.n, 1)
 
-    def accuracy(self) -> float:
+    def fraction(self) -> float:
+        """Share of predictions that were correct, in [0, 1] (NaN when none were scored)."""
         return float(self.correct) / self.n_acc if self.n_acc else math.nan
+
+    def accuracy(self) -> float:
+        """Accuracy in percent (0–100): ``100 * fraction()``, as the notebooks computed it."""
+        return 100 * self.fraction()
 
 
 def _check_class_targets(logits: torch.Tensor, targets: torch.Tensor) -> None:

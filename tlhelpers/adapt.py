@@ -117,7 +117,7 @@ class AdapterOutput:
         aux_loss: the alignment loss, a scalar; zero without a target half or for
             ``alignment="none"``. :func:`tlhelpers.train.fit` adds it to the loss.
         domain_acc: for DANN with a target half, the domain classifier's accuracy on the batch
-            (a scalar tensor in [0, 1], left on the device); else None.
+            in percent (0–100; a scalar tensor, left on the device); else None.
     """
 
     logits: torch.Tensor
@@ -142,7 +142,7 @@ class DomainAdapter(nn.Module):
     own statistics in training (as AdaBN does at test time).
 
     ``domain_acc`` lists the DANN discriminator's accuracy on each of the last
-    ``domain_acc_steps`` training batches, oldest first (fractions in [0, 1]). The values stay
+    ``domain_acc_steps`` training batches, oldest first, in percent (0–100). The values stay
     on the device while training runs and become floats only when ``domain_acc`` is read.
 
     Args:
@@ -198,7 +198,8 @@ class DomainAdapter(nn.Module):
 
     @property
     def domain_acc(self) -> list[float]:
-        """The discriminator's accuracy on each recent training batch, oldest first."""
+        """The discriminator's accuracy in percent (0–100) on each recent training batch,
+        oldest first."""
         if not self._domain_acc:
             return []
         return torch.stack([acc.cpu() for acc in self._domain_acc]).tolist()
@@ -230,14 +231,14 @@ class DomainAdapter(nn.Module):
     def _domain_loss(
         self, feats_s: torch.Tensor, feats_t: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """DANN: the discriminator's loss through gradient reversal, and its accuracy."""
+        """DANN: the discriminator's loss through gradient reversal, and its accuracy in percent."""
         assert self.grl is not None and self.discriminator is not None
         domain_logits = self.discriminator(self.grl(torch.cat([feats_s, feats_t]))).squeeze(1)
         is_target = torch.cat([feats_s.new_zeros(len(feats_s)), feats_t.new_ones(len(feats_t))])
         loss = F.binary_cross_entropy_with_logits(domain_logits, is_target)
         with torch.no_grad():
-            accuracy = ((domain_logits > 0).float() == is_target).float().mean()
-        return loss, accuracy
+            fraction = ((domain_logits > 0).float() == is_target).float().mean()
+        return loss, 100 * fraction
 
 
 def adaptation_loss(

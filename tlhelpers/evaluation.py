@@ -1,4 +1,5 @@
-"""Measuring a trained model: :func:`evaluate` (mean loss and accuracy) and :func:`predict`.
+"""Measuring a trained model: :func:`evaluate` (mean loss and accuracy), :func:`accuracy` (the
+percentage on a whole image set) and :func:`predict`.
 
 Both run in eval mode without gradients and give every module its own train/eval mode back.
 Both names, and :class:`Evaluation`, are importable from :mod:`tlhelpers.train` too.
@@ -28,19 +29,19 @@ from tlhelpers._batches import (
 from tlhelpers.models.surgery import eval_mode
 from tlhelpers.settings import pick_device
 
-__all__ = ["Evaluation", "evaluate", "predict"]
+__all__ = ["Evaluation", "accuracy", "evaluate", "predict"]
 
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Mean loss and accuracy (fraction in [0, 1]) over ``n`` examples."""
+    """Mean loss and accuracy in percent (0–100) over ``n`` examples."""
 
     loss: float
     accuracy: float
     n: int
 
     def __str__(self) -> str:
-        return f"loss {self.loss:.4f}, accuracy {self.accuracy:.4f} (n={self.n:,})"
+        return f"loss {self.loss:.4f}, accuracy {self.accuracy:.2f}% (n={self.n:,})"
 
 
 def _run_eval(
@@ -85,7 +86,8 @@ def evaluate(
         loss_fn: mean-reduced loss; default cross-entropy.
 
     Returns:
-        :class:`Evaluation` with the example-weighted mean loss, accuracy in [0, 1] and ``n``.
+        :class:`Evaluation` with the example-weighted mean loss, the accuracy in percent
+        (0–100) and ``n``.
     """
     _check_loader("loader", loader)
     dev = pick_device(device)
@@ -93,6 +95,29 @@ def evaluate(
     with _memory_format(model, dev.type in _CHANNELS_LAST_DEVICES) as channels_last:
         running = _run_eval(model, loader, dev, loss_fn, channels_last)
     return Evaluation(loss=running.mean_loss(), accuracy=running.accuracy(), n=running.n)
+
+
+def accuracy(
+    model: nn.Module,
+    images: object,
+    *,
+    device: str | torch.device = "auto",
+    batch_size: int = 500,
+) -> float:
+    """Accuracy in percent (0–100) of ``model`` on every image of ``images``, in order.
+
+    ``images`` is an :class:`~tlhelpers.data.ImageSet` (anything with a ``loader(batch_size,
+    shuffle=...)`` method); the same as ``evaluate(model, images.loader(batch_size,
+    shuffle=False), device=device).accuracy``, the line it stands for in the notebooks.
+    """
+    make_loader = getattr(images, "loader", None)
+    if not callable(make_loader):
+        raise TypeError(
+            f"images must be an ImageSet (with a .loader method), got {type(images).__name__}; "
+            "for a DataLoader or TensorLoader call evaluate(model, loader).accuracy instead."
+        )
+    loader = make_loader(batch_size, shuffle=False)
+    return evaluate(model, loader, device=device).accuracy
 
 
 def predict(

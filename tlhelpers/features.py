@@ -253,8 +253,16 @@ class LinearProbe:
         return self.logits(x).argmax(1).cpu().numpy()
 
     def score(self, x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor) -> float:
-        """Accuracy (fraction correct) on features ``x`` with labels ``y``."""
+        """Fraction correct in [0, 1] on features ``x`` with labels ``y``.
+
+        scikit-learn's convention for ``score``, so the probe can stand in for a scikit-learn
+        classifier; :meth:`accuracy` gives the same in percent, the course's unit.
+        """
         return float((self.predict(x) == np.asarray(y)).mean())
+
+    def accuracy(self, x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor) -> float:
+        """Accuracy in percent (0–100) on features ``x`` with labels ``y``: 100 × :meth:`score`."""
+        return 100 * self.score(x, y)
 
 
 def _check_xy(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor) -> tuple:
@@ -338,7 +346,8 @@ def probe_accuracy(
     test_y: np.ndarray | torch.Tensor,
     **probe_kwargs: object,
 ) -> float:
-    """Fit :func:`linear_probe` on the training features; return test accuracy in %."""
+    """Fit :func:`linear_probe` on the training features; return the test accuracy in percent
+    (0–100)."""
     train, _ = _check_xy(train_x, train_y)
     test, _ = _check_xy(test_x, test_y)  # before fitting: a mismatch fails fast
     if test.shape[1] != train.shape[1]:
@@ -347,5 +356,5 @@ def probe_accuracy(
             "extract both with the same model, layer and pool."
         )
     probe = linear_probe(train_x, train_y, **probe_kwargs)  # type: ignore[arg-type]
-    return 100 * probe.score(test_x, test_y)
+    return probe.accuracy(test_x, test_y)
 

@@ -45,10 +45,6 @@ class HistoryLike(Protocol):
     val_acc: Sequence[float]
 
 
-def _as_percent(values: Sequence[float], scale: float) -> list[float]:
-    return [float(v) * scale for v in values]
-
-
 def plot_learning_curves(
     histories: Mapping[str, HistoryLike] | HistoryLike,
     *,
@@ -61,7 +57,7 @@ def plot_learning_curves(
     Args:
         histories: one history, or ``{"run name": history}``. A history has the lists
             ``train_loss, train_acc, val_loss, val_acc`` (validation lists may be empty).
-            Accuracies in [0, 1] are shown as percentages.
+            Accuracies are in percent (0–100), as :class:`tlhelpers.train.History` records them.
         metric: ``"accuracy"`` or ``"loss"``.
         ax: draw into these axes; default a new figure.
         title: default ``"Learning curves: <metric>"``.
@@ -94,11 +90,6 @@ def plot_learning_curves(
         if len(history.train_loss) == 0 and len(history.val_loss) == 0:
             raise ValueError(f"history {run_name or '(unnamed)'!r} has no epochs to plot.")
 
-    scale = 1.0
-    if metric == "accuracy":
-        accs = [float(v) for h in runs.values() for v in (*h.train_acc, *h.val_acc)]
-        scale = 100.0 if accs and max(accs) <= 1.0 else 1.0
-
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
@@ -109,10 +100,8 @@ def plot_learning_curves(
         for i, (run_name, history) in enumerate(runs.items()):
             colour = _CYCLE[i % len(_CYCLE)]
             for split, style in (("train", "-"), ("val", "--")):
-                if metric == "accuracy":
-                    values = _as_percent(getattr(history, f"{split}_acc"), scale)
-                else:
-                    values = [float(v) for v in getattr(history, f"{split}_loss")]
+                metric_name = "acc" if metric == "accuracy" else "loss"
+                values = [float(v) for v in getattr(history, f"{split}_{metric_name}")]
                 if not values:
                     continue
                 epochs = list(range(1, len(values) + 1))

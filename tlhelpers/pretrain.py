@@ -9,6 +9,7 @@ are thrown away and the network learns to predict which rotation was applied (Gi
 
 from __future__ import annotations
 
+import math
 import platform
 import tempfile
 import time
@@ -16,6 +17,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,7 +46,7 @@ class PretrainResult:
 
     model: SmallCNN
     history: History
-    val_accuracy: float  # fraction in [0, 1] on the source world's held-out images
+    val_accuracy: float  # in percent (0–100) on the source world's held-out images
     seconds: float
     paths: tuple[Path, Path] | None  # (weights, manifest) when saved
 
@@ -115,6 +117,32 @@ def _versions() -> dict[str, str]:
         "numpy": np.__version__,
         "safetensors": safetensors.__version__,
         "tlhelpers": tlhelpers.__version__,
+    }
+
+
+def _fraction(percent: float, n: int) -> float:
+    """The fraction k / n that ``fit``'s accuracy ``percent`` (100 × k / n) was computed from.
+
+    Bit for bit: ``percent / 100`` can be a unit in the last place away from k / n.
+    """
+    if math.isnan(percent):
+        return percent
+    fraction = round(percent * n / 100) / n
+    if 100 * fraction != percent:
+        raise ValueError(f"accuracy {percent!r}% is not 100 × k / {n} for a whole number k.")
+    return fraction
+
+
+def _manifest_metrics(history: History, train_images: int, val_images: int) -> dict[str, Any]:
+    """The manifest's metrics, accuracies as fractions in [0, 1] (the unit checkpoint files
+    keep), each exactly the fraction that was measured, so the files read as they always did."""
+    record = history.as_dict()
+    record["train_acc"] = [_fraction(p, train_images) for p in history.train_acc]
+    record["val_acc"] = [_fraction(p, val_images) for p in history.val_acc]
+    return {
+        "val_accuracy": record["val_acc"][-1],
+        "train_accuracy": record["train_acc"][-1],
+        "history": record,
     }
 
 
@@ -199,11 +227,7 @@ def pretrain(
             "train_images": len(train_set),
             "val_images": len(val_set),
             "epochs": prof.pretrain_epochs,
-            "metrics": {
-                "val_accuracy": val_accuracy,
-                "train_accuracy": history.train_acc[-1],
-                "history": history.as_dict(),
-            },
+            "metrics": _manifest_metrics(history, len(train_set), len(val_set)),
             "seconds": round(seconds, 1),
             "versions": _versions(),
         }

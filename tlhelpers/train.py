@@ -16,8 +16,8 @@ optionally, an ``.aux_loss`` scalar that is added to the loss (as
 :class:`tlhelpers.adapt.DomainAdapter`'s output carries its alignment loss).
 
 :class:`History` and :class:`EarlyStopping` live in :mod:`tlhelpers.history`, :func:`evaluate`,
-:func:`predict` and :class:`Evaluation` in :mod:`tlhelpers.evaluation`; all are importable from
-here.
+:func:`accuracy`, :func:`predict` and :class:`Evaluation` in :mod:`tlhelpers.evaluation`; all are
+importable from here.
 """
 
 from __future__ import annotations
@@ -46,11 +46,19 @@ from tlhelpers._batches import (
     _Running,
     _split,
 )
-from tlhelpers.evaluation import Evaluation, _run_eval, evaluate, predict
+from tlhelpers.evaluation import Evaluation, _run_eval, accuracy, evaluate, predict
 from tlhelpers.history import EarlyStopping, History
 from tlhelpers.settings import pick_device, tune_cpu_allocator
 
-__all__ = ["EarlyStopping", "Evaluation", "History", "evaluate", "fit", "predict"]
+__all__ = [
+    "EarlyStopping",
+    "Evaluation",
+    "History",
+    "accuracy",
+    "evaluate",
+    "fit",
+    "predict",
+]
 
 
 def fit(
@@ -278,7 +286,7 @@ def _train_epoch(run: _Run, loader: Iterable, epoch: int) -> tuple[_Running, flo
             _check_finite(running, run.history.steps, epoch)
             run.bar.set_postfix_str(
                 f"epoch {epoch + 1}/{run.epochs} loss {running.mean_loss():.4f} "
-                f"acc {running.accuracy():.3f}",
+                f"acc {running.accuracy():.1f}%",
                 refresh=False,
             )
         if run.out_of_steps():
@@ -299,8 +307,9 @@ def _validate(
     run.history.val_acc.append(val.accuracy())
     if early_stopping is None:
         return False
-    watched = run.history.val_loss if early_stopping.monitor == "val_loss" else run.history.val_acc
-    return early_stopping.step(watched[-1], run.model, epoch)
+    if early_stopping.monitor == "val_loss":
+        return early_stopping.step(run.history.val_loss[-1], run.model, epoch)
+    return early_stopping._step_fraction(run.history.val_acc[-1], val.fraction(), run.model, epoch)
 
 
 def _run_epoch(
@@ -366,8 +375,8 @@ def _check_finite(running: _Running, step: int, epoch: int) -> None:
 def _epoch_line(history: History, epoch: int, epochs: int) -> str:
     line = (
         f"epoch {epoch + 1}/{epochs} loss {history.train_loss[-1]:.4f} "
-        f"acc {history.train_acc[-1]:.3f}"
+        f"acc {history.train_acc[-1]:.1f}%"
     )
     if history.val_loss:
-        line += f" val_loss {history.val_loss[-1]:.4f} val_acc {history.val_acc[-1]:.3f}"
+        line += f" val_loss {history.val_loss[-1]:.4f} val_acc {history.val_acc[-1]:.1f}%"
     return line

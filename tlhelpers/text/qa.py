@@ -34,7 +34,7 @@ class SpanLogits:
     """Start and end scores over the tokens, each (B, L); ``logits`` stacks them (B, 2, L).
 
     ``fit`` reads ``.logits``: with targets (B, 2) = (start, end) token positions, its
-    "accuracy" is the share of boundaries predicted exactly.
+    "accuracy" is the percentage (0–100) of boundaries predicted exactly.
     """
 
     start_logits: torch.Tensor
