@@ -86,3 +86,18 @@ def test_a_failure_the_notebook_caught_is_a_demonstration_not_a_result(
     assert demo["worst_slack"] is None  # not ranked among the smallest margins
     assert later["failed_seeds"] == [] and later["worst_slack"] == pytest.approx(5.0)
     assert "caught -12" in claims_report.render_markdown(summary)
+
+
+def test_a_relative_out_reaches_the_kernels_as_an_absolute_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    given: list[Path] = []
+
+    def fake_run_all(notebooks: object, seeds: object, out: Path) -> dict[str, str]:
+        given.append(out)
+        return {}
+
+    monkeypatch.setattr(claims_report, "run_all", fake_run_all)
+    assert claims_report.main(["--notebooks", "00", "--out", "relative/claims"]) == 0
+    assert given == [tmp_path / "relative" / "claims"]

@@ -215,15 +215,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if any(s < 0 for s in args.seeds):
         parser.error(f"--seeds {args.seeds}: seeds must be non-negative integers, e.g. 0 1 2")
+    out = args.out.resolve()  # the kernels run in the notebooks' folder, not here
     errors: dict[str, str] = {}
     if not args.from_logs:
         try:
             notebooks = find_notebooks(args.notebooks)
         except ValueError as error:
             parser.error(str(error))
-        errors = run_all(notebooks, args.seeds, args.out)
-    summary = summarise(collect(args.out), errors)
-    md, js = write_report(summary, args.out)
+        errors = run_all(notebooks, args.seeds, out)
+    summary = summarise(collect(out), errors)
+    md, js = write_report(summary, out)
     print(render_markdown(summary).split("## Every claim")[0].rstrip())
     print(f"\nreport: {md} (and {js.name})")
     failed = errors or any(c["failed_seeds"] for c in summary["claims"])
