@@ -16,6 +16,7 @@ import torch
 
 from tlhelpers import plots
 from tlhelpers.plots import (
+    CLASS_COLOURS,
     PALETTE,
     apply_course_style,
     course_style,
@@ -63,6 +64,11 @@ def test_palette_is_okabe_ito_and_read_only() -> None:
     assert PALETTE["blue"] == "#0072B2"
     with pytest.raises(TypeError):
         PALETTE["blue"] = "#123456"  # type: ignore[index]
+
+
+def test_class_colours_are_ten_distinct_hex_colours() -> None:
+    assert len(CLASS_COLOURS) == len(set(CLASS_COLOURS)) == 10
+    assert all(matplotlib.colors.is_color_like(c) and c.startswith("#") for c in CLASS_COLOURS)
 
 
 def test_course_style_is_temporary() -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import matplotlib
 from matplotlib import cycler
 
-__all__ = ["COURSE_RC", "PALETTE", "apply_course_style", "course_style"]
+__all__ = ["CLASS_COLOURS", "COURSE_RC", "PALETTE", "apply_course_style", "course_style"]
 
 #: Okabe–Ito colours by name (read-only).
 PALETTE: Mapping[str, str] = MappingProxyType(
@@ -32,6 +32,14 @@ PALETTE: Mapping[str, str] = MappingProxyType(
         "yellow": "#F0E442",
         "black": "#000000",
     }
+)
+
+#: Ten colours for up to ten classes in one plot (digits 0–9 in a scatter): Paul Tol's "muted"
+#: scheme (nine colours chosen to stay distinct for colour-blind readers) and black. Ten hues
+#: cannot all be far apart: label clusters or vary markers too where classes must be told apart.
+CLASS_COLOURS: tuple[str, ...] = (
+    "#332288", "#88CCEE", "#44AA99", "#117733", "#999933",
+    "#DDCC77", "#CC6677", "#882255", "#AA4499", "#000000",
 )
 
 # Order of series colours: yellow last, it is faint on white.

@@ -18,9 +18,17 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from tlhelpers.figures import FIGURE_NAME_PATTERN, save_figure
-from tlhelpers.plot_style import _CYCLE, COURSE_RC, PALETTE, apply_course_style, course_style
+from tlhelpers.plot_style import (
+    _CYCLE,
+    CLASS_COLOURS,
+    COURSE_RC,
+    PALETTE,
+    apply_course_style,
+    course_style,
+)
 
 __all__ = [
+    "CLASS_COLOURS",
     "COURSE_RC",
     "FIGURE_NAME_PATTERN",
     "PALETTE",
