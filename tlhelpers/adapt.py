@@ -14,7 +14,7 @@ What is here, each in its simplest correct form, with the paper it follows:
   ``aux_loss``, which the course's ``fit`` adds to the cross-entropy of
   :func:`adaptation_loss`. This keeps the ``fit`` loop as is.
 * :class:`DomainPairLoader` — batches ``({"source": xs, "target": xt}, ys)``.
-* :func:`coral_loss` (Sun & Saenko, 2016), :func:`adabn` (Li et al., 2016: re-estimate batch-norm
+* :func:`coral_loss` (Sun & Saenko, 2016), :func:`adabn` (Li et al., 2017: re-estimate batch-norm
   statistics on the target), :func:`proxy_a_distance` (Ben-David et al., 2007/2010:
   2 (1 − 2 ε) with ε the test error of a linear domain classifier).
 
@@ -260,7 +260,8 @@ class DomainPairLoader:
     """Batches of ``({"source": xs, "target": xt}, ys)``: labelled source, unlabelled target.
 
     Each epoch draws every source image once in a random order; target images are drawn at
-    random (with reshuffling), so a small target set is reused. Images are scaled to [0, 1].
+    random (with reshuffling), so a small target set is reused. Images are normalised by
+    :func:`~tlhelpers.data.imageset.to_float`, the course normalisation.
     """
 
     def __init__(

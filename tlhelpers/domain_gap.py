@@ -1,6 +1,6 @@
 """Measuring a domain gap and closing it at the batch-norm level, without labels.
 
-* :func:`adabn` — re-estimate batch-norm statistics on the target (Li et al., 2016).
+* :func:`adabn` — re-estimate batch-norm statistics on the target (Li et al., ICLR workshop 2017).
 * :func:`proxy_a_distance` — 2 (1 − 2 ε), ε the test error of a linear domain classifier
   (Ben-David et al., 2007/2010), on features from :func:`features_of`.
 
