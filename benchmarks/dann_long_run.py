@@ -44,6 +44,7 @@ from torch import nn
 from tlhelpers.alignment import dann_lambda, dann_lr_factor, domain_discriminator, grad_reverse
 from tlhelpers.data.imageset import ImageSet, to_float
 from tlhelpers.data.shifts import domain_shift
+from tlhelpers.evaluation import accuracy
 from tlhelpers.models import SmallCNN
 from tlhelpers.settings import seed_everything
 
@@ -110,18 +111,6 @@ def batches(
             yield to_float(images.images[rows]), images.labels[rows]
 
 
-@torch.no_grad()
-def test_accuracy(model: nn.Module, images: ImageSet) -> float:
-    """Accuracy in percent, eval mode."""
-    model.eval()
-    correct = 0
-    for start in range(0, len(images), 500):
-        x = to_float(images.images[start : start + 500])
-        correct += (model(x).argmax(1) == images.labels[start : start + 500]).sum().item()
-    model.train()
-    return 100 * correct / len(images)
-
-
 def conditions_for(network: str, conditions: list[str]) -> list[str]:
     """The conditions to run: the mixed-batch control only where batch norm can see the mix.
 
@@ -170,8 +159,8 @@ def train(network: str, condition: str, shift, steps: int, seed: int) -> dict[st
         optimizer.step()
     seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - cpu0
     return {
-        "target_test": test_accuracy(model, shift.target_test),
-        "source_test": test_accuracy(model, shift.source_test),
+        "target_test": accuracy(model, shift.target_test, device="cpu"),
+        "source_test": accuracy(model, shift.source_test, device="cpu"),
         "seconds": seconds,
         "cpu_seconds": cpu_seconds,
     }
